@@ -6,7 +6,7 @@ use vldac_core::Frame;
 
 use crate::entity::{Entity, Shape};
 use crate::mesh::{self, LTri};
-use crate::texture::{self, TexName, Texture, fast_floor};
+use crate::texture::{self, Level, TexName, Texture, fast_floor};
 use crate::world::World;
 
 /// A world-space vertex with its lit colour.
@@ -274,13 +274,14 @@ enum Proj {
 pub struct Renderer {
     w: usize,
     h: usize,
-    color: Vec<[f32; 3]>,
+    /// RGB8 packed little-endian (`r | g << 8 | b << 16`).
+    color: Vec<u32>,
     depth: Vec<f32>,
     dynamic: Vec<Tri>,
 }
 
 impl Renderer {
-    fn resize(&mut self, w: usize, h: usize, sky: [f32; 3]) {
+    fn resize(&mut self, w: usize, h: usize, sky: u32) {
         if self.w != w || self.h != h {
             self.w = w;
             self.h = h;
@@ -343,7 +344,7 @@ impl Renderer {
     #[allow(clippy::too_many_arguments)]
     fn draw(&mut self, world: &World, scene: &Scene, w: usize, h: usize, proj: &Proj, agent: bool, bilinear: bool) {
         let sky = world.lighting.sky_color.map(|x| x as f32);
-        self.resize(w, h, sky);
+        self.resize(w, h, pack_rgb(sky));
         let light = Light::of(world);
         let mut dynamic = std::mem::take(&mut self.dynamic);
         dynamic.clear();
@@ -370,6 +371,8 @@ impl Renderer {
 
     #[allow(clippy::too_many_arguments)]
     fn draw_tri(&mut self, t: &Tri, w: usize, h: usize, proj: &Proj, bilinear: bool) {
+        // Walls, floors and boxes are lit flat: no colour interpolation needed.
+        let flat = (t.v[0].c == t.v[1].c && t.v[1].c == t.v[2].c).then_some(t.v[0].c);
         match proj {
             Proj::Persp { eye, r, u, f, sx, sy } => {
                 let cv = t.v.map(|v| {
@@ -424,7 +427,7 @@ impl Renderer {
                     };
                 }
                 for i in 1..n - 1 {
-                    self.raster([sv[0], sv[i], sv[i + 1]], t.tex, t.cull, w, h, true, bilinear);
+                    self.raster([sv[0], sv[i], sv[i + 1]], t.tex, flat, t.cull, w, h, true, bilinear);
                 }
             }
             Proj::Ortho { min_x, max_x, min_z, max_z } => {
@@ -437,7 +440,7 @@ impl Renderer {
                     v: v.uv[1],
                     c: v.c,
                 });
-                self.raster(sv, t.tex, t.cull, w, h, false, bilinear);
+                self.raster(sv, t.tex, flat, t.cull, w, h, false, bilinear);
             }
         }
     }
@@ -448,6 +451,7 @@ impl Renderer {
         &mut self,
         mut v: [SVert; 3],
         tex: Option<&'static Texture>,
+        flat: Option<[f32; 3]>,
         cull: bool,
         w: usize,
         h: usize,
@@ -489,139 +493,65 @@ impl Renderer {
             let (ex, ey) = (b.x - a.x, b.y - a.y);
             (-ey, ex, ey * a.x - ex * a.y)
         };
-        let es = [edge(&v[0], &v[1]), edge(&v[1], &v[2]), edge(&v[2], &v[0])];
+        // Per edge, the span boundary on row y is x = k0 + k1 * y (one division per triangle,
+        // not per row); `None` for edges parallel to x (they either keep or empty every row).
         let sgn = if det < 0.0 { -1.0 } else { 1.0 };
+        let edges = [edge(&v[0], &v[1]), edge(&v[1], &v[2]), edge(&v[2], &v[0])].map(|(a, b, c)| {
+            let (a, b, c) = (a * sgn, b * sgn, c * sgn);
+            if a.abs() < 1e-12 { (a, b, c, None) } else { (a, b, c, Some((-c / a - 0.5, -b / a))) }
+        });
         let (tw, th) = tex.map_or((1.0, 1.0), |t| t.size0());
         let far_q = if persp { 1.0 / FAR } else { f32::NEG_INFINITY };
         let base_c = v[0].c;
+        let lod_at = |q: f32, uq: f32, vq: f32| {
+            let iq = 1.0 / q;
+            let (uu, vv) = (uq * iq, vq * iq);
+            let dudx = (pu.0 - uu * pq.0) * iq * tw;
+            let dvdx = (pv.0 - vv * pq.0) * iq * th;
+            let dudy = (pu.1 - uu * pq.1) * iq * tw;
+            let dvdy = (pv.1 - vv * pq.1) * iq * th;
+            0.5 * fast_log2((dudx * dudx + dvdx * dvdx).max(dudy * dudy + dvdy * dvdy))
+        };
         for py in miny..maxy {
             let yc = py as f32 + 0.5;
             let row = py * w;
-            let mut xs = minx;
-            let mut xe = maxx;
-            // Narrow the span with each edge: E(x) = a x + c_row >= 0.
+            let (mut xs, mut xe) = (minx, maxx);
             let mut empty = false;
-            for &(a, b, c) in &es {
-                let (a, cr) = (a * sgn, (b * yc + c) * sgn);
-                if a.abs() < 1e-12 {
-                    if cr < 0.0 {
-                        empty = true;
+            for &(a, b, c, k) in &edges {
+                match k {
+                    None => empty |= b * yc + c < 0.0,
+                    Some((k0, k1)) => {
+                        let xr = k0 + k1 * yc; // boundary in pixel-index space
+                        if a > 0.0 {
+                            xs = xs.max((-fast_floor(-xr)).max(0.0) as usize);
+                        } else {
+                            xe = xe.min((fast_floor(xr) + 1.0).max(0.0) as usize);
+                        }
                     }
-                    continue;
-                }
-                let xr = -cr / a - 0.5; // boundary in pixel-index space
-                if a > 0.0 {
-                    xs = xs.max((-fast_floor(-xr)).max(0.0) as usize);
-                } else {
-                    xe = xe.min((fast_floor(xr) + 1.0).max(0.0) as usize);
                 }
             }
+            let xe = xe.min(w);
             if empty || xs >= xe {
                 continue;
             }
             let dy = yc - y0;
             // Attribute values at the span start, then stepped by d/dx per pixel.
             let dx0 = xs as f32 + 0.5 - x0;
-            let mut z = v[0].z + pz.0 * dx0 + pz.1 * dy;
-            let mut q = v[0].q + pq.0 * dx0 + pq.1 * dy;
-            let mut uq = v[0].u + pu.0 * dx0 + pu.1 * dy;
-            let mut vq = v[0].v + pv.0 * dx0 + pv.1 * dy;
-            let mut cq = [0, 1, 2].map(|k| base_c[k] + pc[k].0 * dx0 + pc[k].1 * dy);
-            let depth = &mut self.depth[row + xs..row + xe.min(w)];
-            let color = &mut self.color[row + xs..row + xe.min(w)];
-            let span = (xe.min(w) - xs) as f32;
-            if let Some(t) = tex
-                && persp
-                && (pq.0 * span).abs() <= 1e-6 * q.abs()
-                && q >= far_q
-            {
-                // A row of constant depth (floors and ceilings with a level camera): one divide
-                // and one mip level for the whole span, texture coordinates stepped linearly.
-                let iq = 1.0 / q;
-                let (mut uu, mut vv) = (uq * iq, vq * iq);
-                let (du, dv) = (pu.0 * iq, pv.0 * iq);
-                let dudy = (pu.1 - uu * pq.1) * iq * tw;
-                let dvdy = (pv.1 - vv * pq.1) * iq * th;
-                let rho2 = (du * du * tw * tw + dv * dv * th * th).max(dudy * dudy + dvdy * dvdy);
-                let lod = 0.5 * fast_log2(rho2);
-                let (dc0, dc1, dc2) = (pc[0].0 * iq, pc[1].0 * iq, pc[2].0 * iq);
-                let mut c = [cq[0] * iq, cq[1] * iq, cq[2] * iq];
-                let level = &t.levels[t.level_index(lod)];
-                for (d, out) in depth.iter_mut().zip(color.iter_mut()) {
-                    if z > *d {
-                        let s = if bilinear { level.bilinear(uu, vv) } else { level.nearest(uu, vv) };
-                        *d = z;
-                        *out = [c[0] * s[0], c[1] * s[1], c[2] * s[2]];
-                    }
-                    z += pz.0;
-                    uu += du;
-                    vv += dv;
-                    c[0] += dc0;
-                    c[1] += dc1;
-                    c[2] += dc2;
-                }
-                continue;
-            }
-            // The mip level at both ends of the span; when they agree, it holds for the whole span.
-            let lod_at = |q: f32, uq: f32, vq: f32| {
-                let iq = 1.0 / q;
-                let (uu, vv) = (uq * iq, vq * iq);
-                let dudx = (pu.0 - uu * pq.0) * iq * tw;
-                let dvdx = (pv.0 - vv * pq.0) * iq * th;
-                let dudy = (pu.1 - uu * pq.1) * iq * tw;
-                let dvdy = (pv.1 - vv * pq.1) * iq * th;
-                0.5 * fast_log2((dudx * dudx + dvdx * dvdx).max(dudy * dudy + dvdy * dvdy))
+            let s = Span {
+                z: v[0].z + pz.0 * dx0 + pz.1 * dy,
+                q: v[0].q + pq.0 * dx0 + pq.1 * dy,
+                uq: v[0].u + pu.0 * dx0 + pu.1 * dy,
+                vq: v[0].v + pv.0 * dx0 + pv.1 * dy,
+                cq: [0, 1, 2].map(|k| base_c[k] + pc[k].0 * dx0 + pc[k].1 * dy),
             };
-            let fixed_level = tex.and_then(|t| {
-                let n = span - 1.0;
-                let a = t.level_index(lod_at(q, uq, vq));
-                let b = t.level_index(lod_at(q + pq.0 * n, uq + pu.0 * n, vq + pv.0 * n));
-                (a == b && q > 0.0 && q + pq.0 * n > 0.0).then(|| &t.levels[a])
-            });
-            if let Some(level) = fixed_level {
-                for (d, out) in depth.iter_mut().zip(color.iter_mut()) {
-                    if z > *d && q >= far_q {
-                        let iq = 1.0 / q;
-                        let (uu, vv) = (uq * iq, vq * iq);
-                        let s = if bilinear { level.bilinear(uu, vv) } else { level.nearest(uu, vv) };
-                        *d = z;
-                        *out = [cq[0] * iq * s[0], cq[1] * iq * s[1], cq[2] * iq * s[2]];
-                    }
-                    z += pz.0;
-                    q += pq.0;
-                    uq += pu.0;
-                    vq += pv.0;
-                    cq[0] += pc[0].0;
-                    cq[1] += pc[1].0;
-                    cq[2] += pc[2].0;
+            let d = Span { z: pz.0, q: pq.0, uq: pu.0, vq: pv.0, cq: [pc[0].0, pc[1].0, pc[2].0] };
+            let (depth, color) = (&mut self.depth[row + xs..row + xe], &mut self.color[row + xs..row + xe]);
+            match tex {
+                Some(t) if bilinear => {
+                    let lp = LodPlanes { pu, pv, pq, tw, th };
+                    bilinear_span(t, &lp, &s, &d, flat, far_q, depth, color)
                 }
-                continue;
-            }
-            for (d, out) in depth.iter_mut().zip(color.iter_mut()) {
-                if z > *d && q >= far_q {
-                    let iq = 1.0 / q;
-                    let mut col = [cq[0] * iq, cq[1] * iq, cq[2] * iq];
-                    if let Some(t) = tex {
-                        let (uu, vv) = (uq * iq, vq * iq);
-                        let dudx = (pu.0 - uu * pq.0) * iq * tw;
-                        let dvdx = (pv.0 - vv * pq.0) * iq * th;
-                        let dudy = (pu.1 - uu * pq.1) * iq * tw;
-                        let dvdy = (pv.1 - vv * pq.1) * iq * th;
-                        let rho2 = (dudx * dudx + dvdx * dvdx).max(dudy * dudy + dvdy * dvdy);
-                        let lod = 0.5 * fast_log2(rho2);
-                        let s = if bilinear { t.sample(uu, vv, lod) } else { t.sample_nearest(uu, vv, lod) };
-                        col = [col[0] * s[0], col[1] * s[1], col[2] * s[2]];
-                    }
-                    *d = z;
-                    *out = col;
-                }
-                z += pz.0;
-                q += pq.0;
-                uq += pu.0;
-                vq += pv.0;
-                cq[0] += pc[0].0;
-                cq[1] += pc[1].0;
-                cq[2] += pc[2].0;
+                _ => pixel_chunk(tex, bilinear, &s, &d, flat, far_q, depth, color, |s| lod_at(s.q, s.uq, s.vq)),
             }
         }
     }
@@ -629,22 +559,28 @@ impl Renderer {
     fn resolve(&self, width: u32, height: u32, ss: usize) -> Frame {
         let (w, h) = (width as usize, height as usize);
         let mut px = vec![0u8; w * h * 3];
-        let norm = 255.0 / (ss * ss) as f32;
+        if ss == 1 {
+            for (o, c) in px.chunks_exact_mut(3).zip(&self.color) {
+                o.copy_from_slice(&c.to_le_bytes()[..3]);
+            }
+            return Frame::new(width, height, px).unwrap_or_else(|_| Frame::filled(width, height, [0, 0, 0]));
+        }
+        let n = (ss * ss) as u32;
         for y in 0..h {
             for x in 0..w {
-                let mut acc = [0.0f32; 3];
+                let mut acc = [0u32; 3];
                 for sy in 0..ss {
                     let row = (y * ss + sy) * self.w;
                     for sx in 0..ss {
-                        let c = self.color[row + x * ss + sx];
-                        acc[0] += c[0];
-                        acc[1] += c[1];
-                        acc[2] += c[2];
+                        let c = self.color[row + x * ss + sx].to_le_bytes();
+                        for k in 0..3 {
+                            acc[k] += c[k] as u32;
+                        }
                     }
                 }
                 let o = (y * w + x) * 3;
                 for k in 0..3 {
-                    px[o + k] = (acc[k] * norm + 0.5).clamp(0.0, 255.0) as u8;
+                    px[o + k] = ((acc[k] + n / 2) / n) as u8;
                 }
             }
         }
@@ -659,4 +595,379 @@ fn fast_log2(x: f32) -> f32 {
         return -126.0;
     }
     (x.to_bits() as f32) * (1.0 / (1u32 << 23) as f32) - 127.0
+}
+
+/// Pixels per chunk of a span: the mip level is chosen per chunk, and the per-pixel coordinate
+/// arithmetic of a chunk is done in lanes the compiler vectorises.
+const CHUNK: usize = 16;
+
+/// Perspective-divided attributes at one pixel (or their per-pixel steps): depth key, 1/w,
+/// u/w, v/w and colour/w.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    z: f32,
+    q: f32,
+    uq: f32,
+    vq: f32,
+    cq: [f32; 3],
+}
+
+impl Span {
+    fn advance(&mut self, d: &Span, n: f32) {
+        self.z += d.z * n;
+        self.q += d.q * n;
+        self.uq += d.uq * n;
+        self.vq += d.vq * n;
+        for k in 0..3 {
+            self.cq[k] += d.cq[k] * n;
+        }
+    }
+}
+
+/// What the mip-level choice needs: the screen-space gradients of u/w, v/w and 1/w, and the
+/// texture's level-0 size.
+#[derive(Debug, Clone, Copy)]
+struct LodPlanes {
+    pu: (f32, f32),
+    pv: (f32, f32),
+    pq: (f32, f32),
+    tw: f32,
+    th: f32,
+}
+
+/// Bilinear-textured pixels of one span, in chunks of [`CHUNK`] lanes: first, per lane, 1/w and
+/// the mip level (the peer's LOD: log2 of the larger texel footprint axis); then the texel
+/// coordinates (vectorised when the chunk uses one level); then the depth test, fetch and blend.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn bilinear_span(
+    t: &Texture,
+    lp: &LodPlanes,
+    s: &Span,
+    d: &Span,
+    flat: Option<[f32; 3]>,
+    far_q: f32,
+    depth: &mut [f32],
+    color: &mut [u32],
+) {
+    let top = (t.levels.len() - 1) as f32;
+    let mut s = *s;
+    // Walls, floors and boxes are lit flat: one colour for the span.
+    let flat = flat.map(|c| [c[0], c[1], c[2], 0.0]);
+    let mut ln = Lanes::default();
+    for (depth, color) in depth.chunks_mut(CHUNK).zip(color.chunks_mut(CHUNK)) {
+        let n = depth.len();
+        ln.setup(&s, d, lp, top, far_q);
+        let lv = ln.lv;
+        if lv[..n].iter().all(|&l| l == lv[0]) {
+            ln.coords(&t.levels[lv[0] as usize]);
+        } else {
+            for k in 0..n {
+                ln.coords_at(k, &t.levels[lv[k] as usize]);
+            }
+        }
+        let Lanes { z, iq, i00, i01, i10, i11, fx, fy, .. } = &ln;
+        for (k, (dp, out)) in depth.iter_mut().zip(color.iter_mut()).enumerate() {
+            if z[k] <= *dp {
+                continue;
+            }
+            let tx = &t.levels[lv[k] as usize].rgba;
+            let texels = [tx[i00[k] as usize], tx[i01[k] as usize], tx[i10[k] as usize], tx[i11[k] as usize]];
+            let lit = match flat {
+                Some(c) => c,
+                None => {
+                    let c = |j: usize| (s.cq[j] + d.cq[j] * k as f32) * iq[k];
+                    [c(0), c(1), c(2), 0.0]
+                }
+            };
+            *dp = z[k];
+            *out = bilerp_lit(texels, fx[k], fy[k], &lit);
+        }
+        s.advance(d, n as f32);
+    }
+}
+
+/// Per-lane values of one chunk: 1/w, u and v (in repeats), the mip level, then the texel
+/// indices of the 2x2 bilinear footprint (wrapped: level sizes are powers of two) and the weights.
+#[derive(Debug, Default)]
+struct Lanes {
+    /// Depth key, or -inf where the pixel is beyond the far plane (it then fails the depth test).
+    z: [f32; CHUNK],
+    iq: [f32; CHUNK],
+    uu: [f32; CHUNK],
+    vv: [f32; CHUNK],
+    lv: [i32; CHUNK],
+    i00: [u32; CHUNK],
+    i01: [u32; CHUNK],
+    i10: [u32; CHUNK],
+    i11: [u32; CHUNK],
+    fx: [f32; CHUNK],
+    fy: [f32; CHUNK],
+}
+
+impl Lanes {
+    /// 1/w, u, v and the mip level (the peer's LOD: log2 of the larger texel-footprint axis,
+    /// nearest level) of every lane.
+    #[inline(always)]
+    fn setup(&mut self, s: &Span, d: &Span, lp: &LodPlanes, top: f32, far_q: f32) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE2 register arithmetic (x86-64 baseline); the unaligned stores write 4 lanes
+        // at offsets 0, 4, 8, 12 of arrays of CHUNK = 16 elements.
+        unsafe {
+            use std::arch::x86_64::*;
+            let set = _mm_set1_ps;
+            let (tw, th) = (set(lp.tw), set(lp.th));
+            for k0 in (0..CHUNK).step_by(4) {
+                let kf = _mm_add_ps(set(k0 as f32), _mm_setr_ps(0.0, 1.0, 2.0, 3.0));
+                let lin = |a: f32, da: f32| _mm_add_ps(set(a), _mm_mul_ps(set(da), kf));
+                let q = lin(s.q, d.q);
+                let near = _mm_cmpge_ps(q, set(far_q));
+                let z = _mm_or_ps(_mm_and_ps(near, lin(s.z, d.z)), _mm_andnot_ps(near, set(f32::NEG_INFINITY)));
+                _mm_storeu_ps(self.z.as_mut_ptr().add(k0), z);
+                let r = _mm_div_ps(set(1.0), q);
+                let uu = _mm_mul_ps(lin(s.uq, d.uq), r);
+                let vv = _mm_mul_ps(lin(s.vq, d.vq), r);
+                let grad = |p: f32, a: __m128, pq: f32, t: __m128| {
+                    _mm_mul_ps(_mm_mul_ps(_mm_sub_ps(set(p), _mm_mul_ps(a, set(pq))), r), t)
+                };
+                let (dudx, dvdx) = (grad(lp.pu.0, uu, lp.pq.0, tw), grad(lp.pv.0, vv, lp.pq.0, th));
+                let (dudy, dvdy) = (grad(lp.pu.1, uu, lp.pq.1, tw), grad(lp.pv.1, vv, lp.pq.1, th));
+                let sq = |a: __m128, b: __m128| _mm_add_ps(_mm_mul_ps(a, a), _mm_mul_ps(b, b));
+                let rho2 = _mm_max_ps(sq(dudx, dvdx), sq(dudy, dvdy));
+                // fast_log2: the float's bits as a number, scaled; -126 for rho2 <= 0.
+                let bits = _mm_cvtepi32_ps(_mm_castps_si128(rho2));
+                let l2 = _mm_sub_ps(_mm_mul_ps(bits, set(1.0 / (1u32 << 23) as f32)), set(127.0));
+                let pos = _mm_cmpgt_ps(rho2, _mm_setzero_ps());
+                let l2 = _mm_or_ps(_mm_and_ps(pos, l2), _mm_andnot_ps(pos, set(-126.0)));
+                let lod = _mm_add_ps(_mm_mul_ps(set(0.5), l2), set(0.5));
+                let lod = _mm_min_ps(_mm_max_ps(lod, _mm_setzero_ps()), set(top));
+                _mm_storeu_ps(self.iq.as_mut_ptr().add(k0), r);
+                _mm_storeu_ps(self.uu.as_mut_ptr().add(k0), uu);
+                _mm_storeu_ps(self.vv.as_mut_ptr().add(k0), vv);
+                _mm_storeu_si128(self.lv.as_mut_ptr().add(k0) as *mut __m128i, _mm_cvttps_epi32(lod));
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.setup_scalar(s, d, lp, top, far_q);
+    }
+
+    /// [`Lanes::setup`] without SIMD (other targets; the SIMD path is tested against it).
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+    fn setup_scalar(&mut self, s: &Span, d: &Span, lp: &LodPlanes, top: f32, far_q: f32) {
+        for k in 0..CHUNK {
+            let kf = k as f32;
+            let q = s.q + d.q * kf;
+            self.z[k] = if q >= far_q { s.z + d.z * kf } else { f32::NEG_INFINITY };
+            let r = 1.0 / q;
+            let (uu, vv) = ((s.uq + d.uq * kf) * r, (s.vq + d.vq * kf) * r);
+            let dudx = (lp.pu.0 - uu * lp.pq.0) * r * lp.tw;
+            let dvdx = (lp.pv.0 - vv * lp.pq.0) * r * lp.th;
+            let dudy = (lp.pu.1 - uu * lp.pq.1) * r * lp.tw;
+            let dvdy = (lp.pv.1 - vv * lp.pq.1) * r * lp.th;
+            let rho2 = (dudx * dudx + dvdx * dvdx).max(dudy * dudy + dvdy * dvdy);
+            let lod = 0.5 * fast_log2(rho2) + 0.5;
+            self.iq[k] = r;
+            self.uu[k] = uu;
+            self.vv[k] = vv;
+            self.lv[k] = lod.max(0.0).min(top) as i32;
+        }
+    }
+
+    /// Footprint indices and weights of every lane, all in level `l`.
+    #[inline(always)]
+    fn coords(&mut self, l: &Level) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE2 register arithmetic; unaligned loads/stores of 4 lanes at offsets 0, 4, 8,
+        // 12 of arrays of CHUNK = 16 elements.
+        unsafe {
+            use std::arch::x86_64::*;
+            let (lw, lh) = (_mm_set1_ps(l.w as f32), _mm_set1_ps(l.h as f32));
+            let (mw, mh) = (_mm_set1_epi32(l.w as i32 - 1), _mm_set1_epi32(l.h as i32 - 1));
+            let (one, half, shift) = (_mm_set1_epi32(1), _mm_set1_ps(0.5), _mm_cvtsi32_si128(l.shift as i32));
+            for k0 in (0..CHUNK).step_by(4) {
+                let x = _mm_sub_ps(_mm_mul_ps(_mm_loadu_ps(self.uu.as_ptr().add(k0)), lw), half);
+                let y = _mm_sub_ps(_mm_mul_ps(_mm_loadu_ps(self.vv.as_ptr().add(k0)), lh), half);
+                // floor: truncate, then subtract 1 (add the all-ones mask) where that rounded up.
+                let floor = |v: __m128| {
+                    let t = _mm_cvttps_epi32(v);
+                    _mm_add_epi32(t, _mm_castps_si128(_mm_cmpgt_ps(_mm_cvtepi32_ps(t), v)))
+                };
+                let (tx, ty) = (floor(x), floor(y));
+                _mm_storeu_ps(self.fx.as_mut_ptr().add(k0), _mm_sub_ps(x, _mm_cvtepi32_ps(tx)));
+                _mm_storeu_ps(self.fy.as_mut_ptr().add(k0), _mm_sub_ps(y, _mm_cvtepi32_ps(ty)));
+                let (x0, x1) = (_mm_and_si128(tx, mw), _mm_and_si128(_mm_add_epi32(tx, one), mw));
+                let r0 = _mm_sll_epi32(_mm_and_si128(ty, mh), shift);
+                let r1 = _mm_sll_epi32(_mm_and_si128(_mm_add_epi32(ty, one), mh), shift);
+                let st = |a: &mut [u32; CHUNK], v: __m128i| _mm_storeu_si128(a.as_mut_ptr().add(k0) as *mut __m128i, v);
+                st(&mut self.i00, _mm_or_si128(r0, x0));
+                st(&mut self.i01, _mm_or_si128(r0, x1));
+                st(&mut self.i10, _mm_or_si128(r1, x0));
+                st(&mut self.i11, _mm_or_si128(r1, x1));
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.coords_scalar(l);
+    }
+
+    /// [`Lanes::coords`] without SIMD.
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+    fn coords_scalar(&mut self, l: &Level) {
+        for k in 0..CHUNK {
+            self.coords_at(k, l);
+        }
+    }
+
+    /// [`Lanes::coords`] for one lane (chunks that straddle two mip levels).
+    #[inline(always)]
+    fn coords_at(&mut self, k: usize, l: &Level) {
+        let x = self.uu[k] * l.w as f32 - 0.5;
+        let y = self.vv[k] * l.h as f32 - 0.5;
+        let (tx, ty) = (x as i32, y as i32);
+        let (tx, ty) = (tx - ((tx as f32) > x) as i32, ty - ((ty as f32) > y) as i32);
+        self.fx[k] = x - tx as f32;
+        self.fy[k] = y - ty as f32;
+        let (mw, mh) = (l.w as u32 - 1, l.h as u32 - 1);
+        let (x0, x1) = (tx as u32 & mw, (tx as u32).wrapping_add(1) & mw);
+        let (r0, r1) = ((ty as u32 & mh) << l.shift, ((ty as u32).wrapping_add(1) & mh) << l.shift);
+        self.i00[k] = r0 | x0;
+        self.i01[k] = r0 | x1;
+        self.i10[k] = r1 | x0;
+        self.i11[k] = r1 | x1;
+    }
+}
+
+/// An RGB colour in [0, 1] as packed RGB8 (`as u8` saturates).
+#[inline(always)]
+fn pack_rgb(c: [f32; 3]) -> u32 {
+    let b = |x: f32| (x * 255.0 + 0.5) as u8 as u32;
+    b(c[0]) | (b(c[1]) << 8) | (b(c[2]) << 16)
+}
+
+/// `lit * bilinear(texels, wx, wy)` as packed RGB8; texels (RGBA8) are (x0,y0), (x1,y0), (x0,y1),
+/// (x1,y1).
+#[inline(always)]
+fn bilerp_lit(t: [u32; 4], wx: f32, wy: f32, lit: &[f32; 4]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 arithmetic (part of the x86-64 baseline) and one unaligned load of `lit`.
+    unsafe {
+        use std::arch::x86_64::*;
+        let zero = _mm_setzero_si128();
+        let ld =
+            |v: u32| _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(v as i32), zero), zero));
+        let (a, b, c, e) = (ld(t[0]), ld(t[1]), ld(t[2]), ld(t[3]));
+        let (wx, wy) = (_mm_set1_ps(wx), _mm_set1_ps(wy));
+        let top = _mm_add_ps(a, _mm_mul_ps(_mm_sub_ps(b, a), wx));
+        let bot = _mm_add_ps(c, _mm_mul_ps(_mm_sub_ps(e, c), wx));
+        let mix = _mm_add_ps(top, _mm_mul_ps(_mm_sub_ps(bot, top), wy));
+        let v = _mm_add_ps(_mm_mul_ps(mix, _mm_loadu_ps(lit.as_ptr())), _mm_set1_ps(0.5));
+        let i = _mm_cvttps_epi32(v);
+        let p = _mm_packus_epi16(_mm_packs_epi32(i, i), zero);
+        _mm_cvtsi128_si32(p) as u32 & 0x00ff_ffff
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    bilerp_lit_scalar(t, wx, wy, lit)
+}
+
+/// [`bilerp_lit`] without SIMD.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn bilerp_lit_scalar(t: [u32; 4], wx: f32, wy: f32, lit: &[f32; 4]) -> u32 {
+    let ch = |v: u32, j: usize| ((v >> (8 * j)) & 0xff) as f32;
+    let mut out = 0u32;
+    for j in 0..3 {
+        let top = ch(t[0], j) + (ch(t[1], j) - ch(t[0], j)) * wx;
+        let bot = ch(t[2], j) + (ch(t[3], j) - ch(t[2], j)) * wx;
+        out |= ((lit[j] * (top + (bot - top) * wy) + 0.5) as u8 as u32) << (8 * j);
+    }
+    out
+}
+
+/// The general per-pixel path: untextured triangles, nearest sampling, and chunks that span two
+/// mip levels (the level is chosen per pixel).
+#[allow(clippy::too_many_arguments)]
+fn pixel_chunk(
+    tex: Option<&'static Texture>,
+    bilinear: bool,
+    s: &Span,
+    d: &Span,
+    flat: Option<[f32; 3]>,
+    far_q: f32,
+    depth: &mut [f32],
+    color: &mut [u32],
+    lod: impl Fn(&Span) -> f32,
+) {
+    let mut p = *s;
+    for (dp, out) in depth.iter_mut().zip(color.iter_mut()) {
+        if p.z > *dp && p.q >= far_q {
+            let iq = 1.0 / p.q;
+            let mut col = flat.unwrap_or([p.cq[0] * iq, p.cq[1] * iq, p.cq[2] * iq]);
+            if let Some(t) = tex {
+                let (uu, vv) = (p.uq * iq, p.vq * iq);
+                let l = lod(&p);
+                let sm = if bilinear { t.sample(uu, vv, l) } else { t.sample_nearest(uu, vv, l) };
+                col = [col[0] * sm[0], col[1] * sm[1], col[2] * sm[2]];
+            }
+            *dp = p.z;
+            *out = pack_rgb(col);
+        }
+        p.advance(d, 1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn span() -> impl Strategy<Value = Span> {
+        (0.02f32..5.0, -50.0f32..50.0, -50.0f32..50.0, 0.0f32..1.0).prop_map(|(q, uq, vq, z)| Span {
+            z,
+            q,
+            uq,
+            vq,
+            cq: [q * 0.5; 3],
+        })
+    }
+
+    fn step() -> impl Strategy<Value = Span> {
+        (-1e-3f32..1e-3, -0.5f32..0.5, -0.5f32..0.5, -1e-3f32..1e-3).prop_map(|(q, uq, vq, z)| Span {
+            z,
+            q,
+            uq,
+            vq,
+            cq: [0.0; 3],
+        })
+    }
+
+    proptest! {
+        /// The SIMD lane setup and texel addressing agree with the scalar definitions.
+        #[test]
+        fn simd_lanes_match_scalar(s in span(), d in step(), g in prop::array::uniform6(-2.0f32..2.0), lvl in 0usize..9) {
+            let lp = LodPlanes { pu: (g[0], g[1]), pv: (g[2], g[3]), pq: (g[4] * 1e-3, g[5] * 1e-3), tw: 256.0, th: 256.0 };
+            let (mut a, mut b) = (Lanes::default(), Lanes::default());
+            a.setup(&s, &d, &lp, 8.0, 0.01);
+            b.setup_scalar(&s, &d, &lp, 8.0, 0.01);
+            prop_assert_eq!(a.z, b.z);
+            prop_assert_eq!(a.iq, b.iq);
+            prop_assert_eq!(a.uu, b.uu);
+            prop_assert_eq!(a.vv, b.vv);
+            prop_assert_eq!(a.lv, b.lv);
+            let tex = texture::get(TexName::BrickWall, 0);
+            let level = &tex.levels[lvl.min(tex.levels.len() - 1)];
+            a.coords(level);
+            b.coords_scalar(level);
+            prop_assert_eq!((a.i00, a.i01, a.i10, a.i11), (b.i00, b.i01, b.i10, b.i11));
+            prop_assert_eq!((a.fx, a.fy), (b.fx, b.fy));
+        }
+
+        /// The SIMD bilinear blend equals the scalar one (within one level of rounding).
+        #[test]
+        fn simd_blend_matches_scalar(t in prop::array::uniform4(0u32..0x0100_0000), wx in 0.0f32..1.0, wy in 0.0f32..1.0, lit in prop::array::uniform3(0.0f32..1.0)) {
+            let lit = [lit[0], lit[1], lit[2], 0.0];
+            let (a, b) = (bilerp_lit(t, wx, wy, &lit), bilerp_lit_scalar(t, wx, wy, &lit));
+            for j in 0..3 {
+                let (x, y) = ((a >> (8 * j)) & 0xff, (b >> (8 * j)) & 0xff);
+                prop_assert!(x.abs_diff(y) <= 1, "channel {}: {} vs {}", j, x, y);
+            }
+        }
+    }
 }

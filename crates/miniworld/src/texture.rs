@@ -66,10 +66,20 @@ impl TexName {
 pub struct Level {
     pub w: usize,
     pub h: usize,
+    /// log2(w): a texel's index is `(y << shift) | x`.
+    pub shift: u32,
+    /// The texels as RGBA8 (the renderer's fast path: a quarter of the memory traffic).
+    pub rgba: Vec<u32>,
     pub texels: Vec<[f32; 4]>,
 }
 
 impl Level {
+    fn new(w: usize, h: usize, texels: Vec<[f32; 4]>) -> Self {
+        let b = |x: f32| (x * 255.0 + 0.5) as u8 as u32;
+        let rgba = texels.iter().map(|t| b(t[0]) | (b(t[1]) << 8) | (b(t[2]) << 16)).collect();
+        Level { w, h, shift: w.trailing_zeros(), texels, rgba }
+    }
+
     /// Bilinear sample at (u, v) in repeats, wrapping (sizes are powers of two).
     #[inline(always)]
     pub fn bilinear(&self, u: f32, v: f32) -> [f32; 3] {
@@ -118,7 +128,8 @@ impl Texture {
                 texels.push([c[0].clamp(0.0, 1.0), c[1].clamp(0.0, 1.0), c[2].clamp(0.0, 1.0), 0.0]);
             }
         }
-        let mut levels = vec![Level { w, h, texels }];
+        assert!(w.is_power_of_two() && h.is_power_of_two(), "texture sizes are powers of two");
+        let mut levels = vec![Level::new(w, h, texels)];
         loop {
             let l = levels.last().expect("level 0 exists");
             if l.w == 1 && l.h == 1 {
@@ -142,7 +153,7 @@ impl Texture {
                     t.push([acc[0] / n, acc[1] / n, acc[2] / n, 0.0]);
                 }
             }
-            levels.push(Level { w: nw, h: nh, texels: t });
+            levels.push(Level::new(nw, nh, t));
         }
         Texture { levels }
     }
