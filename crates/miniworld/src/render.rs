@@ -662,8 +662,8 @@ fn bilinear_span(
         if lv[..n].iter().all(|&l| l == lv[0]) {
             ln.coords(&t.levels[lv[0] as usize]);
         } else {
-            for k in 0..n {
-                ln.coords_at(k, &t.levels[lv[k] as usize]);
+            for (k, &l) in lv[..n].iter().enumerate() {
+                ln.coords_at(k, &t.levels[l as usize]);
             }
         }
         let Lanes { z, iq, i00, i01, i10, i11, fx, fy, .. } = &ln;
@@ -873,10 +873,10 @@ fn bilerp_lit(t: [u32; 4], wx: f32, wy: f32, lit: &[f32; 4]) -> u32 {
 fn bilerp_lit_scalar(t: [u32; 4], wx: f32, wy: f32, lit: &[f32; 4]) -> u32 {
     let ch = |v: u32, j: usize| ((v >> (8 * j)) & 0xff) as f32;
     let mut out = 0u32;
-    for j in 0..3 {
+    for (j, l) in lit[..3].iter().enumerate() {
         let top = ch(t[0], j) + (ch(t[1], j) - ch(t[0], j)) * wx;
         let bot = ch(t[2], j) + (ch(t[3], j) - ch(t[2], j)) * wx;
-        out |= ((lit[j] * (top + (bot - top) * wy) + 0.5) as u8 as u32) << (8 * j);
+        out |= ((l * (top + (bot - top) * wy) + 0.5) as u8 as u32) << (8 * j);
     }
     out
 }
