@@ -4,13 +4,16 @@ against vldac-miniworld, one thread each, same envs, sizes and action pattern.
 
 Usage (from the repo root, after `cargo build --release -p vldac-miniworld --example speed`):
     target/venvs/mw/bin/python crates/miniworld/bench/peer_speed.py [--steps 2000]
-Prints steps/s for both and the ratio (Rust / Python) per env and size.
+Prints, per env and size, CPU time per step of both (all threads: llvmpipe's rasterizer threads
+count for the peer) and the ratio Python / Rust. CPU time rather than wall time, so a busy shared
+machine does not decide the ratio; wall-clock steps/s are printed too.
 """
 
 import argparse
 import contextlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -36,14 +39,19 @@ def peer_speed(env_id, size, steps):
     for k in range(50):  # warm-up
         u.step(PATTERN[k % len(PATTERN)])
     env.reset(seed=0)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for k in range(steps):
         _, _, term, trunc, _ = u.step(PATTERN[k % len(PATTERN)])
         if term or trunc:
             env.reset()
-    dt = time.perf_counter() - t0
+    dt, dc = time.perf_counter() - t0, time.process_time() - c0
     env.close()
-    return steps / dt
+    return steps / dt, dc / steps
+
+
+def child_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def main():
@@ -57,16 +65,20 @@ def main():
     for name in ENVS:
         env_id = f"MiniWorld-{name}-v0"
         for size in SIZES:
-            py = peer_speed(env_id, size, args.steps)
-            out = subprocess.run([args.rust_bin, env_id, f"{size[0]}x{size[1]}", str(args.steps * 10)],
+            py, py_cpu = peer_speed(env_id, size, args.steps)
+            rust_steps = args.steps * 10
+            c0 = child_cpu()
+            out = subprocess.run([args.rust_bin, env_id, f"{size[0]}x{size[1]}", str(rust_steps)],
                                  check=True, capture_output=True, text=True).stdout
+            rs_cpu = (child_cpu() - c0) / rust_steps
             rs = json.loads(out)["steps_per_s"]
-            rows.append((env_id, size, py, rs))
-            print(f"{env_id:26s} {size[0]}x{size[1]:<4d} python {py:9.0f} steps/s   rust {rs:9.0f} steps/s   "
-                  f"ratio {rs / py:6.1f}x", flush=True)
+            rows.append((env_id, size, py_cpu, rs_cpu))
+            print(f"{env_id:26s} {size[0]}x{size[1]:<4d} CPU per step: python {py_cpu * 1e6:8.1f} us  "
+                  f"rust {rs_cpu * 1e6:7.1f} us  ratio {py_cpu / rs_cpu:5.1f}x   "
+                  f"(wall: python {py:6.0f} steps/s, rust {rs:6.0f} steps/s)", flush=True)
     for size in SIZES:
-        r = [rs / py for (_, s, py, rs) in rows if s == size]
-        print(f"mean ratio at {size[0]}x{size[1]}: {sum(r) / len(r):.1f}x")
+        r = [py / rs for (_, s, py, rs) in rows if s == size]
+        print(f"mean CPU-time ratio at {size[0]}x{size[1]}: {sum(r) / len(r):.1f}x")
 
 
 if __name__ == "__main__":
