@@ -54,9 +54,11 @@ pub struct Generation {
     /// Generated ids (including a final stop token when one was hit).
     pub tokens: Vec<Vec<u32>>,
     /// `log p(token)` under the model's unmodified distribution (temperature 1, no top-k/p),
-    /// i.e. what [`crate::score::score`] returns for the same tokens.
+    /// i.e. what [`crate::score::score`] returns for the same tokens ([`generate_with`]: at its
+    /// log-prob temperature, restricted to the allowed tokens).
     pub logprobs: Vec<Vec<f32>>,
-    /// Whether each row ended on a stop token.
+    /// Whether each row finished (a stop token, or its decoding rules ended it) rather than
+    /// running out of `max_new_tokens`.
     pub stopped: Vec<bool>,
     /// Final-norm hidden state of each prompt's last token, `[b, hidden]` (the value head's input).
     pub last_prompt_hidden: Tensor<2>,
@@ -66,6 +68,56 @@ fn log_softmax(x: &[f32]) -> Vec<f32> {
     let m = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
     let lse = m + x.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
     x.iter().map(|&v| (v as f64 - lse) as f32).collect()
+}
+
+/// `log_softmax(logits / t)` over the `allowed` tokens only (all when `None`); other tokens get
+/// `-inf`. Accumulates in f64.
+pub fn restricted_log_softmax(row: &[f32], t: f32, allowed: Option<&[u32]>) -> Vec<f32> {
+    let scaled: Vec<f64> = row.iter().map(|&x| x as f64 / t as f64).collect();
+    let keep = |i: usize| allowed.is_none_or(|a| a.contains(&(i as u32)));
+    let kept = || scaled.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, &x)| x);
+    let m = kept().fold(f64::NEG_INFINITY, f64::max);
+    let lse = m + kept().map(|x| (x - m).exp()).sum::<f64>().ln();
+    scaled.iter().enumerate().map(|(i, &x)| if keep(i) { (x - lse) as f32 } else { f32::NEG_INFINITY }).collect()
+}
+
+/// Per-row decoding rules for [`generate_with`] and [`crate::score::score_with`]: which tokens may
+/// come next (constrained decoding, e.g. an action grammar) and when a row is finished. The
+/// defaults: any token; finished after a stop token.
+pub trait DecodeRules {
+    /// The tokens that may follow `prefix` (`None`: any). An empty list finishes the row.
+    fn allowed(&self, _prefix: &[u32]) -> Option<Vec<u32>> {
+        None
+    }
+    /// Whether a row that has emitted `tokens` is finished.
+    fn finished(&self, tokens: &[u32], stop_tokens: &[u32]) -> bool {
+        tokens.last().is_some_and(|t| stop_tokens.contains(t))
+    }
+}
+
+/// Plain decoding: any token, stop tokens end a row.
+pub struct FreeDecoding;
+
+impl DecodeRules for FreeDecoding {}
+
+/// What [`generate_with`] adds to [`GenerateConfig`].
+pub struct DecodeOptions<'a> {
+    pub rules: &'a dyn DecodeRules,
+    /// Temperature of the recorded log-probs (1: the model's distribution), independent of the
+    /// sampling temperature: RL needs `log pi(a|s)` of the policy it optimises.
+    pub logprob_temperature: f32,
+    /// The seed of row `r`'s sampling stream from `GenerateConfig::seed` and `r`.
+    pub row_seed: fn(u64, usize) -> u64,
+}
+
+fn default_row_seed(seed: u64, r: usize) -> u64 {
+    seed ^ (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl Default for DecodeOptions<'_> {
+    fn default() -> Self {
+        DecodeOptions { rules: &FreeDecoding, logprob_temperature: 1.0, row_seed: default_row_seed }
+    }
 }
 
 /// Picks one token from a row of logits.
@@ -118,14 +170,26 @@ pub fn generate(
     pad_id: u32,
     adapters: bool,
 ) -> Result<Generation> {
+    generate_with(model, prompts, cfg, pad_id, adapters, &DecodeOptions::default())
+}
+
+/// [`generate`] with decoding rules (constrained decoding), a log-prob temperature and per-row
+/// seeds. A row whose rules allow no token is finished without emitting one.
+pub fn generate_with(
+    model: &Qwen2Vl,
+    prompts: &[Prompt],
+    cfg: &GenerateConfig,
+    pad_id: u32,
+    adapters: bool,
+    opts: &DecodeOptions,
+) -> Result<Generation> {
     cfg.validate()?;
     let batch = Batch::left_padded(prompts, pad_id)?;
     let (b, s) = (batch.batch_size(), batch.seq_len());
     let v = model.config.text.vocab_size;
     let h = model.config.text.hidden_size;
     // One stream per row, so a row's sample does not depend on what else is in the batch.
-    let mut rngs: Vec<ChaCha8Rng> =
-        (0..b).map(|r| ChaCha8Rng::seed_from_u64(cfg.seed ^ (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))).collect();
+    let mut rngs: Vec<ChaCha8Rng> = (0..b).map(|r| ChaCha8Rng::seed_from_u64((opts.row_seed)(cfg.seed, r))).collect();
     let mut cache = KvCache::default();
     let fwd = model.forward(&batch, Some(&mut cache), adapters)?;
     let last_prompt_hidden = fwd.hidden.narrow(1, s - 1, 1).reshape([b, h]);
@@ -135,20 +199,36 @@ pub fn generate(
     let mut logprobs = vec![Vec::new(); b];
     let mut stopped = vec![false; b];
     for step in 0..cfg.max_new_tokens {
-        let host: Vec<f32> = logits.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 logits");
+        let host: Vec<f32> = logits
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| VlmError::Input(format!("logits are not f32: {e:?}")))?;
         let mut feed = Vec::with_capacity(b);
         for r in 0..b {
-            if stopped[r] {
+            let allowed = if stopped[r] { None } else { opts.rules.allowed(&tokens[r]) };
+            if stopped[r] || allowed.as_ref().is_some_and(|a| a.is_empty()) {
+                stopped[r] = true;
                 feed.push(pad_id);
                 continue;
             }
             let row = &host[r * v..(r + 1) * v];
-            let t = sample_token(row, cfg, &mut rngs[r]);
-            logprobs[r].push(log_softmax(row)[t as usize]);
+            let t = match &allowed {
+                Some(a) => {
+                    let masked: Vec<f32> =
+                        (0..v).map(|i| if a.contains(&(i as u32)) { row[i] } else { f32::NEG_INFINITY }).collect();
+                    sample_token(&masked, cfg, &mut rngs[r])
+                }
+                None => sample_token(row, cfg, &mut rngs[r]),
+            };
+            let lp = if allowed.is_none() && opts.logprob_temperature == 1.0 {
+                log_softmax(row)
+            } else {
+                restricted_log_softmax(row, opts.logprob_temperature, allowed.as_deref())
+            };
+            logprobs[r].push(lp[t as usize]);
             tokens[r].push(t);
-            if cfg.stop_tokens.contains(&t) {
-                stopped[r] = true;
-            }
+            stopped[r] = opts.rules.finished(&tokens[r], &cfg.stop_tokens);
             feed.push(t);
         }
         if stopped.iter().all(|&x| x) || step + 1 == cfg.max_new_tokens {

@@ -30,8 +30,8 @@ pub mod pipeline;
 pub mod score;
 pub mod value_head;
 
-pub use generate::{GenerateConfig, Generation, generate};
+pub use generate::{DecodeOptions, DecodeRules, FreeDecoding, GenerateConfig, Generation, generate, generate_with};
 pub use lora::{LoraConfig, apply_lora, load_peft_adapter, merge_lora, save_peft_adapter};
 pub use pipeline::Vlm;
-pub use score::{ScoreOutput, score};
+pub use score::{ScoreOutput, score, score_with};
 pub use value_head::{ValueHead, ValueHeadConfig};

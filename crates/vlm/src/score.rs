@@ -5,6 +5,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::error::{Result, VlmError};
+use crate::generate::{DecodeRules, FreeDecoding};
 use crate::model::{Batch, Prompt, Qwen2Vl};
 
 pub struct ScoreOutput {
@@ -26,6 +27,20 @@ pub fn score(
     pad_id: u32,
     adapters: bool,
 ) -> Result<ScoreOutput> {
+    score_with(model, prompts, responses, pad_id, adapters, 1.0, &FreeDecoding)
+}
+
+/// [`score`] of `log_softmax(logits / temperature)` restricted to the tokens `rules` allow at each
+/// position: the training-time counterpart of [`crate::generate::generate_with`].
+pub fn score_with(
+    model: &Qwen2Vl,
+    prompts: &[Prompt],
+    responses: &[Vec<u32>],
+    pad_id: u32,
+    adapters: bool,
+    temperature: f32,
+    rules: &dyn DecodeRules,
+) -> Result<ScoreOutput> {
     if prompts.len() != responses.len() {
         return Err(VlmError::Input(format!("{} prompts but {} responses", prompts.len(), responses.len())));
     }
@@ -35,8 +50,11 @@ pub fn score(
     if r == 0 {
         return Err(VlmError::Input("every response is empty".into()));
     }
+    let v = model.config.text.vocab_size;
     let mut mask_f = Vec::with_capacity(b * r);
     let mut targets = Vec::with_capacity(b * r);
+    // -1e9 on tokens the rules forbid (finite, so padded positions stay NaN-free).
+    let mut forbid: Option<Vec<f32>> = None;
     for (row, resp) in responses.iter().enumerate() {
         for i in 0..r {
             let real = i < resp.len();
@@ -44,6 +62,15 @@ pub fn score(
             batch.mask[row].push(real);
             mask_f.push(if real { 1.0f32 } else { 0.0 });
             targets.push(if real { resp[i] as i64 } else { 0 });
+            if let Some(allowed) = if real { rules.allowed(&resp[..i]) } else { None } {
+                let f = forbid.get_or_insert_with(|| vec![0.0; b * r * v]);
+                let at = (row * r + i) * v;
+                for (t, x) in f[at..at + v].iter_mut().enumerate() {
+                    if !allowed.contains(&(t as u32)) {
+                        *x = -1.0e9;
+                    }
+                }
+            }
         }
     }
     let dev = model.device();
@@ -51,7 +78,13 @@ pub fn score(
     let fwd = model.forward_hidden(&batch, adapters)?;
     let last_prompt_hidden = fwd.clone().narrow(1, p - 1, 1).reshape([b, h]);
     // Position p-1+i predicts response token i.
-    let logits = model.lm_logits(fwd.narrow(1, p - 1, r));
+    let mut logits = model.lm_logits(fwd.narrow(1, p - 1, r));
+    if temperature != 1.0 {
+        logits = logits.div_scalar(temperature);
+    }
+    if let Some(f) = forbid {
+        logits = logits + Tensor::<3>::from_data(TensorData::new(f, [b, r, v]), &dev);
+    }
     let lp = log_softmax(logits, 2);
     let idx = Tensor::<3, Int>::from_data(TensorData::new(targets, [b, r, 1]), &dev);
     let response_mask = Tensor::<2>::from_data(TensorData::new(mask_f, [b, r]), &dev);

@@ -7,8 +7,9 @@ use burn::tensor::Device;
 use common::*;
 use vldac_vlm::weights::{SafetensorsWeights, WeightSource};
 use vldac_vlm::{
-    Batch, ChatMessage, GenerateConfig, LoraConfig, Prompt, Qwen2Vl, Qwen2VlConfig, Qwen2VlTokenizer, SaveDtype,
-    ValueHeadConfig, Vlm, VlmError, apply_lora, load_peft_adapter, merge_lora, save_peft_adapter, score,
+    Batch, ChatMessage, DecodeOptions, DecodeRules, FreeDecoding, GenerateConfig, LoraConfig, Prompt, Qwen2Vl,
+    Qwen2VlConfig, Qwen2VlTokenizer, SaveDtype, ValueHeadConfig, Vlm, VlmError, apply_lora, generate_with,
+    load_peft_adapter, merge_lora, save_peft_adapter, score, score_with,
 };
 
 fn dev() -> Device {
@@ -241,4 +242,45 @@ fn image_pad_count_mismatch_is_a_clear_error() {
     assert!(e.contains("image"), "{e}");
     let b = Batch::left_padded(&[Prompt::text(vec![1, 100000])], 0).unwrap();
     assert!(model.forward(&b, None, true).err().unwrap().to_string().contains("100000"));
+}
+
+/// Constrained decoding: only tokens from a fixed set, finished after three of them.
+struct ThreeOf(Vec<u32>);
+
+impl DecodeRules for ThreeOf {
+    fn allowed(&self, prefix: &[u32]) -> Option<Vec<u32>> {
+        Some(if prefix.len() < 3 { self.0.clone() } else { Vec::new() })
+    }
+    fn finished(&self, tokens: &[u32], _stop: &[u32]) -> bool {
+        tokens.len() == 3
+    }
+}
+
+#[test]
+fn constrained_generation_and_scoring_agree() {
+    let vlm = Vlm::random(None, 3, 28 * 28 * 16, &dev()).unwrap();
+    let prompts: Vec<Prompt> =
+        ["left or right?", "pick one"].iter().map(|s| Prompt::text(vlm.tokenizer.encode(s).unwrap())).collect();
+    let rules = ThreeOf(vec![40, 41, 97]);
+    let cfg = GenerateConfig { max_new_tokens: 8, temperature: 1.0, seed: 5, ..Default::default() };
+    let opts = DecodeOptions { rules: &rules, logprob_temperature: 0.7, ..Default::default() };
+    let g = generate_with(&vlm.model, &prompts, &cfg, vlm.pad_id(), true, &opts).unwrap();
+    for (row, toks) in g.tokens.iter().enumerate() {
+        assert_eq!(toks.len(), 3, "row {row} ends after three tokens");
+        assert!(toks.iter().all(|t| rules.0.contains(t)), "row {row}: {toks:?} leaves the allowed set");
+        assert!(g.stopped[row]);
+        assert!(g.logprobs[row].iter().all(|l| l.is_finite() && *l <= 0.0));
+    }
+    // Scoring the generated replies under the same rules and temperature gives the recorded values.
+    let s = score_with(&vlm.model, &prompts, &g.tokens, vlm.pad_id(), true, 0.7, &rules).unwrap();
+    let scored = s.token_logprobs.into_data().to_vec::<f32>().unwrap();
+    for (row, lps) in g.logprobs.iter().enumerate() {
+        for (i, lp) in lps.iter().enumerate() {
+            let x = scored[row * 3 + i];
+            assert!((x - lp).abs() < 1e-4, "row {row} token {i}: scored {x} vs generated {lp}");
+        }
+    }
+    let unrestricted = score_with(&vlm.model, &prompts, &g.tokens, vlm.pad_id(), true, 0.7, &FreeDecoding).unwrap();
+    let free = unrestricted.token_logprobs.into_data().to_vec::<f32>().unwrap();
+    assert!(free.iter().zip(&scored).all(|(f, c)| f <= c), "restriction can only raise log-probs");
 }
