@@ -273,7 +273,7 @@ fn constrained_generation_and_scoring_agree() {
     }
     // Scoring the generated replies under the same rules and temperature gives the recorded values.
     let s = score_with(&vlm.model, &prompts, &g.tokens, vlm.pad_id(), true, 0.7, &rules).unwrap();
-    let scored = s.token_logprobs.into_data().to_vec::<f32>().unwrap();
+    let scored = s.token_logprobs.into_data().try_to_vec::<f32>().unwrap();
     for (row, lps) in g.logprobs.iter().enumerate() {
         for (i, lp) in lps.iter().enumerate() {
             let x = scored[row * 3 + i];
@@ -281,6 +281,6 @@ fn constrained_generation_and_scoring_agree() {
         }
     }
     let unrestricted = score_with(&vlm.model, &prompts, &g.tokens, vlm.pad_id(), true, 0.7, &FreeDecoding).unwrap();
-    let free = unrestricted.token_logprobs.into_data().to_vec::<f32>().unwrap();
+    let free = unrestricted.token_logprobs.into_data().try_to_vec::<f32>().unwrap();
     assert!(free.iter().zip(&scored).all(|(f, c)| f <= c), "restriction can only raise log-probs");
 }
