@@ -21,8 +21,19 @@ pub struct Panel {
 
 const PANEL_W: u32 = 420;
 const PANEL_H: u32 = 260;
-const COLORS: [[u8; 3]; 6] =
-    [[31, 119, 180], [214, 39, 40], [44, 160, 44], [255, 127, 14], [148, 103, 189], [23, 190, 207]];
+/// Ten distinct colours (a compare of 3 algorithms x 3 seeds needs nine).
+const COLORS: [[u8; 3]; 10] = [
+    [31, 119, 180],
+    [214, 39, 40],
+    [44, 160, 44],
+    [255, 127, 14],
+    [148, 103, 189],
+    [23, 190, 207],
+    [140, 86, 75],
+    [227, 119, 194],
+    [127, 127, 127],
+    [188, 189, 34],
+];
 
 /// Draws panels in a grid of `columns` and writes a PNG (the error names the file).
 pub fn write_png(panels: &[Panel], columns: u32, out: &Path) -> Result<(), String> {
