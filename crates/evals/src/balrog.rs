@@ -796,10 +796,23 @@ pub struct SuiteEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SuiteEvent<'a> {
     /// Before the first episode: how many episodes the plan has and how many are already logged.
-    Planned { total: usize, done: usize },
-    EpisodeStart { env: &'a str, task: &'a str, episode: usize },
+    Planned {
+        total: usize,
+        done: usize,
+    },
+    EpisodeStart {
+        env: &'a str,
+        task: &'a str,
+        episode: usize,
+    },
     Step(StepEvent<'a>),
-    EpisodeEnd { env: &'a str, task: &'a str, episode: usize, progression: f64, steps: usize },
+    EpisodeEnd {
+        env: &'a str,
+        task: &'a str,
+        episode: usize,
+        progression: f64,
+        steps: usize,
+    },
 }
 
 /// The counts of a [`run_plan`].
@@ -842,17 +855,10 @@ pub fn run_plan<M: Model + ?Sized>(
                 }
                 let Some(e) = env.as_mut() else { continue };
                 observer(&SuiteEvent::EpisodeStart { env: &entry.env, task, episode: i });
-                let log = run_episode_with(
-                    e,
-                    model,
-                    config,
-                    &entry.env,
-                    task,
-                    i,
-                    base_seed + i as u64,
-                    out_dir,
-                    &mut |s| observer(&SuiteEvent::Step(s.clone())),
-                )?;
+                let log =
+                    run_episode_with(e, model, config, &entry.env, task, i, base_seed + i as u64, out_dir, &mut |s| {
+                        observer(&SuiteEvent::Step(s.clone()))
+                    })?;
                 played += 1;
                 observer(&SuiteEvent::EpisodeEnd {
                     env: &entry.env,

@@ -172,7 +172,9 @@ impl BridgedEnv {
     fn read(&mut self, reply: &Value) -> Result<BalrogObs, EvalError> {
         let text = |k: &str| reply.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let image = match reply.get("frame") {
-            Some(f) if !f.is_null() => Some(decode_frame(f).map_err(|e| EvalError::Env(format!("{}: {e}", self.name)))?),
+            Some(f) if !f.is_null() => {
+                Some(decode_frame(f).map_err(|e| EvalError::Env(format!("{}: {e}", self.name)))?)
+            }
             _ => None,
         };
         self.progression = reply.get("progression").and_then(Value::as_f64).unwrap_or(0.0);

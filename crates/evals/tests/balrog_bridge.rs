@@ -56,7 +56,8 @@ fn crafter_replays_balrogs_observations_rewards_and_progression() {
         let frame = obs.image.as_ref().expect("crafter sends a frame");
         assert_eq!((frame.width(), frame.height()), (256, 256));
         assert_eq!(checksum(frame.pixels()), ep["reset"]["frame_checksum"].as_u64().unwrap());
-        for (i, (action, want)) in ep["actions"].as_array().unwrap().iter().zip(ep["steps"].as_array().unwrap()).enumerate()
+        for (i, (action, want)) in
+            ep["actions"].as_array().unwrap().iter().zip(ep["steps"].as_array().unwrap()).enumerate()
         {
             let a = action.as_str().unwrap();
             let (obs, reward, term, trunc) = env.step(a).unwrap();
@@ -101,8 +102,10 @@ fn nethack_replays_balrogs_language_observations_and_progression() {
         assert_eq!(env.instruction_prompt(), meta["instruction_prompt"].as_str().unwrap());
         assert_eq!(env.default_action(), "esc");
         // BALROG also lists "00".."99", which NetHack cannot take; we leave them out.
-        let balrog: Vec<String> =
-            strs(&meta["actions"]).into_iter().filter(|a| !(a.len() == 2 && a.bytes().all(|b| b.is_ascii_digit()))).collect();
+        let balrog: Vec<String> = strs(&meta["actions"])
+            .into_iter()
+            .filter(|a| !(a.len() == 2 && a.bytes().all(|b| b.is_ascii_digit())))
+            .collect();
         assert_eq!(env.language_action_space(), balrog);
         assert_eq!(strs(&meta["actions"]).len(), balrog.len() + 100);
         let seed = ep["seed"].as_u64().unwrap();
@@ -110,7 +113,8 @@ fn nethack_replays_balrogs_language_observations_and_progression() {
         assert_eq!(obs.long_term_context, ep["reset"]["long_term_context"].as_str().unwrap());
         assert_eq!(obs.short_term_context, ep["reset"]["short_term_context"].as_str().unwrap());
         assert_eq!(obs.image.is_some(), env.frames);
-        for (i, (action, want)) in ep["actions"].as_array().unwrap().iter().zip(ep["steps"].as_array().unwrap()).enumerate()
+        for (i, (action, want)) in
+            ep["actions"].as_array().unwrap().iter().zip(ep["steps"].as_array().unwrap()).enumerate()
         {
             let a = action.as_str().unwrap();
             let (obs, reward, term, trunc) = env.step(a).unwrap();

@@ -1,6 +1,7 @@
 //! The `vldac` binary: wires configs to objects to loops. Logic lives in the library crates.
 
 mod env_cmd;
+mod eval_balrog;
 mod eval_cmd;
 mod eval_model;
 mod train_cmd;
