@@ -815,6 +815,9 @@ pub enum SuiteEvent<'a> {
     },
 }
 
+/// Builds the environment of `(env, task)` for [`run_plan`].
+pub type MakeEnv<'a> = dyn FnMut(&str, &str) -> Result<Box<dyn BalrogEnv>, EvalError> + 'a;
+
 /// The counts of a [`run_plan`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanCounts {
@@ -827,7 +830,7 @@ pub struct PlanCounts {
 /// the environment is reset for each of its episodes.
 pub fn run_plan<M: Model + ?Sized>(
     plan: &[SuiteEntry],
-    make_env: &mut dyn FnMut(&str, &str) -> Result<Box<dyn BalrogEnv>, EvalError>,
+    make_env: &mut MakeEnv,
     model: &mut M,
     config: &AgentConfig,
     base_seed: u64,

@@ -6,6 +6,8 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use vldac_evals::{Bench, FrameSampling, LoadOptions, balrog};
 
+// Parsed once per process: the size of the `Run` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum EvalCommand {
     /// Score a predictions JSONL file ({"id", "prediction"} per line) with the official metrics.
