@@ -21,6 +21,10 @@ pub enum SetupTarget {
     /// The WebShop bridge's Python side: `target/venvs/webshop` (flask, bs4, thefuzz, ...) and a
     /// WebShop source checkout in `target/webshop-src` (git clone of princeton-nlp/WebShop).
     Webshop,
+    /// BALROG's bridged environments: `target/venvs/balrog` (PyPI `crafter`, `balrog-nle`) and
+    /// BALROG's NetHack progression table in `target/balrog/nle_achievements.json` (fetched from
+    /// BALROG's repository at a pinned commit and checked; or copied from `$VLDAC_BALROG_SRC`).
+    Balrog,
     /// The venv that regenerates vldac-dac's official-code fixtures (numpy, torch, accelerate;
     /// large: torch pulls its CUDA wheels). Not needed to run the tests.
     DacFixtures,
@@ -71,6 +75,72 @@ pub fn webshop() -> Result<()> {
     Ok(())
 }
 
+/// The PyPI releases the BALROG bridge is tested with.
+pub const BALROG_PACKAGES: &[&str] = &["balrog-nle==0.9.0", "crafter==1.8.3"];
+/// BALROG's NetHack progression table (`balrog/environments/nle/achievements.json`): the share of
+/// human NetHack games that got no further than each `Dlvl:k` / `Xp:k`. It is BALROG's data (not
+/// derivable without their human-play dataset), so it is fetched on the user's machine, pinned.
+pub const BALROG_COMMIT: &str = "af7d1f17e0deec3a7a0e334beae5f11b7a21371b";
+pub const NLE_ACHIEVEMENTS_SHA256: &str = "a582cff2ffcaa34117e7c94a5406faf70fe41369263f9e49a46dff19169d3101";
+
+/// Sets up the BALROG bridge (idempotent). A missing progression table is a warning: Crafter
+/// works without it, NetHack evaluation asks for it.
+pub fn balrog() -> Result<()> {
+    let py = venv_dir("balrog").join("bin").join("python");
+    let ok = py.exists()
+        && Command::new(&py)
+            .args(["-c", "import crafter, nle.language_wrapper"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    if !ok {
+        pip_install("balrog", BALROG_PACKAGES)?;
+    }
+    let dest = root().join("target").join("balrog").join("nle_achievements.json");
+    std::fs::create_dir_all(dest.parent().expect("has a parent"))?;
+    let local = std::env::var_os("VLDAC_BALROG_SRC")
+        .map(|d| PathBuf::from(d).join("balrog").join("environments").join("nle").join("achievements.json"));
+    let url = format!(
+        "https://raw.githubusercontent.com/balrog-ai/BALROG/{BALROG_COMMIT}/balrog/environments/nle/achievements.json"
+    );
+    // Python does the fetch and the checksum (no curl/sha256sum needed); the file is written only
+    // when its sha256 is the pinned one.
+    let script = r#"
+import hashlib, os, shutil, sys, urllib.request
+dest, want, local, url = sys.argv[1:5]
+def ok(p):
+    return os.path.exists(p) and hashlib.sha256(open(p, "rb").read()).hexdigest() == want
+if ok(dest):
+    sys.exit(0)
+if local and os.path.exists(local):
+    data = open(local, "rb").read()
+else:
+    try:
+        data = urllib.request.urlopen(url, timeout=30).read()
+    except Exception as e:
+        sys.exit(f"cannot fetch {url}: {e}")
+if hashlib.sha256(data).hexdigest() != want:
+    sys.exit("the fetched NetHack progression table does not have the pinned sha256")
+open(dest + ".tmp", "wb").write(data)
+os.replace(dest + ".tmp", dest)
+"#;
+    let mut c = Command::new(&py);
+    c.args(["-c", script])
+        .arg(&dest)
+        .arg(NLE_ACHIEVEMENTS_SHA256)
+        .arg(local.map(|p| p.display().to_string()).unwrap_or_default())
+        .arg(&url);
+    if run_cmd(c).is_err() {
+        eprintln!(
+            "warning: BALROG's NetHack progression table is not installed at {}.
+  Crafter works; for NetHack (`--envs nle`) run this again where GitHub is reachable, or set \
+             VLDAC_BALROG_SRC to a BALROG checkout, or pass --nle-achievements FILE.",
+            dest.display()
+        );
+    }
+    Ok(())
+}
+
 /// The folder of a named venv.
 pub fn venv_dir(name: &str) -> PathBuf {
     root().join("target").join("venvs").join(name)
@@ -104,6 +174,7 @@ pub fn python_all() -> Result<()> {
     // PYTHON-SETUP: crates with Python bridges add their setup calls here.
     alfworld()?;
     webshop()?;
+    balrog()?;
     // vldac-evals: the official scorers' PyPI code (lmms-eval without its heavy deps) + rouge 1.0.1.
     pip_install("evals", &["--no-deps", "lmms-eval==0.7.3"])?;
     pip_install("evals", &["rouge==1.0.1", "numpy", "pandas", "pyarrow", "loguru", "pyyaml", "pillow"])?;
@@ -116,6 +187,7 @@ pub fn run(what: SetupTarget) -> Result<()> {
         SetupTarget::Python => python_all(),
         SetupTarget::Alfworld => alfworld(),
         SetupTarget::Webshop => webshop(),
+        SetupTarget::Balrog => balrog(),
         SetupTarget::DacFixtures => pip_install("fixtures", &["numpy", "torch", "accelerate", "tqdm"]).map(|_| ()),
         SetupTarget::Qwen2vl => qwen2vl(),
         SetupTarget::Cuda => cuda(),

@@ -479,10 +479,47 @@ pub trait BalrogEnv {
     /// Progression of the current episode in [0, 1].
     fn progression(&self) -> f64;
     fn max_steps(&self) -> usize;
+    /// Extra per-episode statistics merged into the episode log (BALROG's `env.get_stats()`,
+    /// e.g. Crafter's achievements, NetHack's reached levels); an object or null.
+    fn stats(&self) -> Value {
+        Value::Null
+    }
 }
 
+impl<E: BalrogEnv + ?Sized> BalrogEnv for Box<E> {
+    fn instruction_prompt(&self) -> String {
+        (**self).instruction_prompt()
+    }
+    fn language_action_space(&self) -> Vec<String> {
+        (**self).language_action_space()
+    }
+    fn default_action(&self) -> String {
+        (**self).default_action()
+    }
+    fn reset(&mut self, seed: u64) -> Result<BalrogObs, EvalError> {
+        (**self).reset(seed)
+    }
+    fn step(&mut self, action: &str) -> Result<(BalrogObs, f64, bool, bool), EvalError> {
+        (**self).step(action)
+    }
+    fn progression(&self) -> f64 {
+        (**self).progression()
+    }
+    fn max_steps(&self) -> usize {
+        (**self).max_steps()
+    }
+    fn stats(&self) -> Value {
+        (**self).stats()
+    }
+}
+
+/// Builds an environment's instruction prompt from its reset observation.
+pub type InstructionFn = Box<dyn Fn(&vldac_core::Observation) -> String>;
+
 /// Adapts a vldac environment with a labelled discrete action space. Progression is 1 once a
-/// positive reward was seen (BALROG's rule for BabyAI and Baba Is AI).
+/// positive reward was seen (BALROG's rule for BabyAI and Baba Is AI). Environments that know
+/// BALROG's own instruction prompt supply it with [`CoreEnv::with_instruction`]; otherwise a
+/// generic one lists the labels.
 pub struct CoreEnv<E: Environment> {
     pub env: E,
     pub max_steps: usize,
@@ -490,7 +527,8 @@ pub struct CoreEnv<E: Environment> {
     pub default_action: usize,
     labels: Vec<String>,
     got_reward: bool,
-    task: String,
+    instruction: Option<InstructionFn>,
+    reset_obs: vldac_core::Observation,
 }
 
 impl<E: Environment> CoreEnv<E> {
@@ -504,7 +542,15 @@ impl<E: Environment> CoreEnv<E> {
                 )));
             }
         };
-        Ok(CoreEnv { env, max_steps, default_action: 0, labels, got_reward: false, task: String::new() })
+        Ok(CoreEnv {
+            env,
+            max_steps,
+            default_action: 0,
+            labels,
+            got_reward: false,
+            instruction: None,
+            reset_obs: vldac_core::Observation::default(),
+        })
     }
 
     /// Sets the fallback action by label (the error lists the labels).
@@ -517,6 +563,13 @@ impl<E: Environment> CoreEnv<E> {
         Ok(self)
     }
 
+    /// Uses the environment's own instruction prompt, built from the episode's reset
+    /// observation (e.g. BabyAI's prompt names the mission).
+    pub fn with_instruction(mut self, f: impl Fn(&vldac_core::Observation) -> String + 'static) -> Self {
+        self.instruction = Some(Box::new(f));
+        self
+    }
+
     fn convert(&self, obs: &vldac_core::Observation) -> BalrogObs {
         BalrogObs {
             long_term_context: obs.text.clone().unwrap_or_else(|| format!("Your goal is {}.", obs.task)),
@@ -524,14 +577,21 @@ impl<E: Environment> CoreEnv<E> {
             image: obs.last_frame().cloned(),
         }
     }
+
+    fn env_err(&self, e: vldac_core::EnvError) -> EvalError {
+        EvalError::Env(format!("{}: {e}", self.env.spec().id))
+    }
 }
 
 impl<E: Environment> BalrogEnv for CoreEnv<E> {
     fn instruction_prompt(&self) -> String {
+        if let Some(f) = &self.instruction {
+            return f(&self.reset_obs);
+        }
         format!(
             "You are an agent playing {}. Your goal: {}.\n\nYou can take the following actions:\n{}\n\nIn a moment I will present you an observation.",
             self.env.spec().id,
-            self.task,
+            self.reset_obs.task,
             self.labels.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n")
         )
     }
@@ -542,14 +602,15 @@ impl<E: Environment> BalrogEnv for CoreEnv<E> {
         self.labels[self.default_action].clone()
     }
     fn reset(&mut self, seed: u64) -> Result<BalrogObs, EvalError> {
-        let (obs, _) = self.env.reset(Some(seed)).map_err(|e| EvalError::Usage(e.to_string()))?;
+        let (obs, _) = self.env.reset(Some(seed)).map_err(|e| self.env_err(e))?;
         self.got_reward = false;
-        self.task = obs.task.clone();
-        Ok(self.convert(&obs))
+        let converted = self.convert(&obs);
+        self.reset_obs = obs;
+        Ok(converted)
     }
     fn step(&mut self, action: &str) -> Result<(BalrogObs, f64, bool, bool), EvalError> {
-        let i = self.labels.iter().position(|l| l == action).unwrap_or(0);
-        let s = self.env.step(&Action::Discrete(i)).map_err(|e| EvalError::Usage(e.to_string()))?;
+        let i = self.labels.iter().position(|l| l == action).unwrap_or(self.default_action);
+        let s = self.env.step(&Action::Discrete(i)).map_err(|e| self.env_err(e))?;
         if s.reward > 0.0 {
             self.got_reward = true;
         }
@@ -561,6 +622,24 @@ impl<E: Environment> BalrogEnv for CoreEnv<E> {
     fn max_steps(&self) -> usize {
         self.max_steps
     }
+}
+
+/// Where an episode stands (for progress bars).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepEvent<'a> {
+    pub env: &'a str,
+    pub task: &'a str,
+    pub episode: usize,
+    /// Steps taken so far in this episode.
+    pub step: usize,
+    pub max_steps: usize,
+    pub progression: f64,
+}
+
+/// The log file of one episode: `<out>/<env>/<task>/<task>_run_<idx>.json` (BALROG's layout;
+/// task names with `/`, like BabyAI's, become sub-directories as in BALROG).
+pub fn episode_log_path(out_dir: &Path, env_name: &str, task: &str, episode_idx: usize) -> std::path::PathBuf {
+    out_dir.join(env_name).join(task).join(format!("{task}_run_{episode_idx:02}.json"))
 }
 
 /// Plays one episode as BALROG's evaluator does and writes its log to
@@ -576,17 +655,39 @@ pub fn run_episode<E: BalrogEnv + ?Sized, M: Model + ?Sized>(
     seed: u64,
     out_dir: &Path,
 ) -> Result<Value, EvalError> {
+    run_episode_with(env, model, config, env_name, task, episode_idx, seed, out_dir, &mut |_| {})
+}
+
+/// [`run_episode`] that reports every step to `on_step`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_episode_with<E: BalrogEnv + ?Sized, M: Model + ?Sized>(
+    env: &mut E,
+    model: &mut M,
+    config: &AgentConfig,
+    env_name: &str,
+    task: &str,
+    episode_idx: usize,
+    seed: u64,
+    out_dir: &Path,
+    on_step: &mut dyn FnMut(&StepEvent),
+) -> Result<Value, EvalError> {
     let mut agent = Agent::new(config.clone());
     let mut obs = env.reset(seed)?;
     agent.prompt.set_instruction(env.instruction_prompt());
     let valid = env.language_action_space();
+    let max_steps = env.max_steps();
     let mut freq: BTreeMap<String, usize> = BTreeMap::new();
     let mut failed = Vec::new();
     let (mut ret, mut steps, mut done) = (0.0f64, 0usize, false);
+    let (mut tokens_in, mut tokens_out) = (0u64, 0u64);
     let mut prev: Option<String> = None;
-    for step in 0..env.max_steps() {
+    for step in 0..max_steps {
         let req = agent.request(&obs, prev.as_deref());
         let replies = model.generate(std::slice::from_ref(&req))?;
+        if let Some(u) = model.last_usage().first() {
+            tokens_in += u.input_tokens;
+            tokens_out += u.output_tokens;
+        }
         let reply = replies
             .into_iter()
             .next()
@@ -610,6 +711,14 @@ pub fn run_episode<E: BalrogEnv + ?Sized, M: Model + ?Sized>(
         obs = o;
         prev = Some(candidate);
         steps = step + 1;
+        on_step(&StepEvent {
+            env: env_name,
+            task,
+            episode: episode_idx,
+            step: steps,
+            max_steps,
+            progression: env.progression(),
+        });
         if term || trunc {
             done = true;
             break;
@@ -618,24 +727,34 @@ pub fn run_episode<E: BalrogEnv + ?Sized, M: Model + ?Sized>(
     let mut log = json!({
         "task": task,
         "action_frequency": freq,
-        "input_tokens": 0,
-        "output_tokens": 0,
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
         "episode_return": ret,
         "num_steps": steps,
         "failed_candidates": failed,
         "progression": env.progression(),
-        "seed": seed,
-        "agent": config,
-        "client": {"model_id": model.name()},
     });
     if done {
         log["done"] = Value::Bool(true);
     }
-    let dir = out_dir.join(env_name).join(task);
-    std::fs::create_dir_all(&dir).map_err(|e| EvalError::Io(format!("cannot create {}: {e}", dir.display())))?;
-    let path = dir.join(format!("{task}_run_{episode_idx:02}.json"));
+    // BALROG: `episode_log.update(env.get_stats())`, then seed, agent and client.
+    if let (Value::Object(extra), Some(map)) = (env.stats(), log.as_object_mut()) {
+        for (k, v) in extra {
+            map.insert(k, v);
+        }
+    }
+    log["seed"] = json!(seed);
+    log["agent"] = json!(config);
+    log["client"] = json!({"model_id": model.name()});
+    let path = episode_log_path(out_dir, env_name, task, episode_idx);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| EvalError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    }
     let text = serde_json::to_string_pretty(&log).map_err(|e| EvalError::Io(e.to_string()))?;
-    std::fs::write(&path, text).map_err(|e| EvalError::Io(format!("cannot write {}: {e}", path.display())))?;
+    // Written whole then renamed, so an interrupted run never leaves a half log that resume trusts.
+    let tmp = path.with_extension("json.partial");
+    std::fs::write(&tmp, text).map_err(|e| EvalError::Io(format!("cannot write {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, &path).map_err(|e| EvalError::Io(format!("cannot write {}: {e}", path.display())))?;
     Ok(log)
 }
 
@@ -654,21 +773,107 @@ pub fn run_suite<E, M, F>(
     out_dir: &Path,
 ) -> Result<Summary, EvalError>
 where
-    E: BalrogEnv,
+    E: BalrogEnv + 'static,
     M: Model + ?Sized,
     F: FnMut(&str) -> Result<E, EvalError>,
 {
-    for task in tasks {
-        for i in 0..episodes {
-            let log = out_dir.join(env_name).join(task).join(format!("{task}_run_{i:02}.json"));
-            if log.exists() {
-                continue;
+    let plan: Vec<SuiteEntry> =
+        vec![SuiteEntry { env: env_name.into(), tasks: tasks.iter().map(|t| t.to_string()).collect(), episodes }];
+    let mut make = |_: &str, task: &str| make_env(task).map(|e| Box::new(e) as Box<dyn BalrogEnv>);
+    run_plan(&plan, &mut make, model, config, base_seed, out_dir, &mut |_| {})?;
+    write_summary(out_dir)
+}
+
+/// One environment of a BALROG run: its tasks and the episodes per task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuiteEntry {
+    pub env: String,
+    pub tasks: Vec<String>,
+    pub episodes: usize,
+}
+
+/// What [`run_plan`] reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SuiteEvent<'a> {
+    /// Before the first episode: how many episodes the plan has and how many are already logged.
+    Planned {
+        total: usize,
+        done: usize,
+    },
+    EpisodeStart {
+        env: &'a str,
+        task: &'a str,
+        episode: usize,
+    },
+    Step(StepEvent<'a>),
+    EpisodeEnd {
+        env: &'a str,
+        task: &'a str,
+        episode: usize,
+        progression: f64,
+        steps: usize,
+    },
+}
+
+/// Builds the environment of `(env, task)` for [`run_plan`].
+pub type MakeEnv<'a> = dyn FnMut(&str, &str) -> Result<Box<dyn BalrogEnv>, EvalError> + 'a;
+
+/// The counts of a [`run_plan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanCounts {
+    pub played: usize,
+    pub resumed: usize,
+}
+
+/// Plays a multi-environment plan: episode `i` of every task uses seed `base_seed + i`;
+/// episodes with a log are skipped (resume). `make_env(env, task)` is called once per task and
+/// the environment is reset for each of its episodes.
+pub fn run_plan<M: Model + ?Sized>(
+    plan: &[SuiteEntry],
+    make_env: &mut MakeEnv,
+    model: &mut M,
+    config: &AgentConfig,
+    base_seed: u64,
+    out_dir: &Path,
+    observer: &mut dyn FnMut(&SuiteEvent),
+) -> Result<PlanCounts, EvalError> {
+    let total: usize = plan.iter().map(|e| e.tasks.len() * e.episodes).sum();
+    let logged = |env: &str, task: &str, i: usize| episode_log_path(out_dir, env, task, i).exists();
+    let resumed = plan
+        .iter()
+        .flat_map(|e| e.tasks.iter().flat_map(move |t| (0..e.episodes).map(move |i| (e, t, i))))
+        .filter(|(e, t, i)| logged(&e.env, t, *i))
+        .count();
+    observer(&SuiteEvent::Planned { total, done: resumed });
+    let mut played = 0;
+    for entry in plan {
+        for task in &entry.tasks {
+            let mut env: Option<Box<dyn BalrogEnv>> = None;
+            for i in 0..entry.episodes {
+                if logged(&entry.env, task, i) {
+                    continue;
+                }
+                if env.is_none() {
+                    env = Some(make_env(&entry.env, task)?);
+                }
+                let Some(e) = env.as_mut() else { continue };
+                observer(&SuiteEvent::EpisodeStart { env: &entry.env, task, episode: i });
+                let log =
+                    run_episode_with(e, model, config, &entry.env, task, i, base_seed + i as u64, out_dir, &mut |s| {
+                        observer(&SuiteEvent::Step(s.clone()))
+                    })?;
+                played += 1;
+                observer(&SuiteEvent::EpisodeEnd {
+                    env: &entry.env,
+                    task,
+                    episode: i,
+                    progression: num(&log, "progression"),
+                    steps: num(&log, "num_steps") as usize,
+                });
             }
-            let mut env = make_env(task)?;
-            run_episode(&mut env, model, config, env_name, task, i, base_seed + i as u64, out_dir)?;
         }
     }
-    write_summary(out_dir)
+    Ok(PlanCounts { played, resumed })
 }
 
 #[cfg(test)]

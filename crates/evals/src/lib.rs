@@ -9,12 +9,14 @@
 //! * [`mmbench`]: MMBench CircularEval (static extraction), [`mme`]: MME perception/cognition,
 //!   [`gqa`]: GQA exact match;
 //! * [`balrog`]: BALROG's progression aggregation and its naive / chain-of-thought agent
-//!   prompting over any [`vldac_core::Environment`].
+//!   prompting over any [`vldac_core::Environment`]; [`balrog_bridge`]: Crafter and NetHack
+//!   through their Python packages (`crafter`, `balrog-nle`) with BALROG's observations.
 //!
 //! Inference goes through the [`Model`] trait (batched chat requests with images or videos);
 //! [`runner`] batches items, appends predictions to a JSONL file, resumes from it, and scores.
 
 pub mod balrog;
+pub mod balrog_bridge;
 pub mod bench;
 pub mod gqa;
 pub mod item;
@@ -33,7 +35,7 @@ pub mod vsibench;
 pub use bench::{Bench, LoadOptions};
 pub use item::{Gold, Item, PredictionRecord, Score, ScoreTable, read_predictions};
 pub use media::{FrameSampling, Media};
-pub use model::{ChatMessage, GenerationConfig, Model, ModelError, Request, Role, Visual};
+pub use model::{ChatMessage, GenerationConfig, Model, ModelError, Request, Role, TokenUsage, Visual};
 pub use runner::{RunOptions, RunSummary, run_eval};
 
 /// Every failure names the file, row, field or item it concerns.
@@ -54,4 +56,7 @@ pub enum EvalError {
     Model(#[from] model::ModelError),
     #[error("{0}")]
     Usage(String),
+    /// An environment (or its Python bridge) failed; the message names it.
+    #[error("{0}")]
+    Env(String),
 }

@@ -71,6 +71,15 @@ impl Request {
 #[error("model failure: {0}")]
 pub struct ModelError(pub String);
 
+/// Tokens one request consumed (BALROG logs their sums per episode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    /// Prompt tokens, image tokens included.
+    pub input_tokens: u64,
+    /// Generated tokens.
+    pub output_tokens: u64,
+}
+
 /// A vision-language model that answers batches of chat requests.
 ///
 /// `generate` returns exactly one reply per request, in order (the runner checks). Replies are
@@ -80,6 +89,12 @@ pub trait Model {
     fn name(&self) -> String;
 
     fn generate(&mut self, batch: &[Request]) -> Result<Vec<String>, ModelError>;
+
+    /// Token counts of the last `generate` call, one per request, when the model knows them
+    /// (empty otherwise).
+    fn last_usage(&self) -> Vec<TokenUsage> {
+        Vec::new()
+    }
 }
 
 impl<M: Model + ?Sized> Model for Box<M> {
@@ -88,5 +103,8 @@ impl<M: Model + ?Sized> Model for Box<M> {
     }
     fn generate(&mut self, batch: &[Request]) -> Result<Vec<String>, ModelError> {
         (**self).generate(batch)
+    }
+    fn last_usage(&self) -> Vec<TokenUsage> {
+        (**self).last_usage()
     }
 }

@@ -6,6 +6,8 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use vldac_evals::{Bench, FrameSampling, LoadOptions, balrog};
 
+// Parsed once per process: the size of the `Run` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum EvalCommand {
     /// Score a predictions JSONL file ({"id", "prediction"} per line) with the official metrics.
@@ -27,11 +29,14 @@ pub enum EvalCommand {
         allow_missing: bool,
     },
     /// Run a model on a benchmark: batched inference, per-item predictions (resumable) and scores.
+    /// `--bench balrog` plays BALROG episodes instead (`--envs crafter,nle`): per-episode logs in
+    /// BALROG's layout under --out, resumable, summary table.
     Run {
         #[arg(long)]
         bench: String,
+        /// The benchmark as downloaded (not used by balrog).
         #[arg(long)]
-        data: PathBuf,
+        data: Option<PathBuf>,
         /// A Qwen2-VL checkpoint directory.
         #[arg(long, conflicts_with = "tiny_random")]
         model: Option<PathBuf>,
@@ -50,6 +55,8 @@ pub enum EvalCommand {
         frames: usize,
         #[arg(long, default_value = "floor")]
         sampling: String,
+        #[command(flatten)]
+        balrog: BalrogArgs,
     },
     /// Print the loaded items (id, task, prompt, answer, media) as JSON lines.
     Inspect {
@@ -69,14 +76,86 @@ pub enum EvalCommand {
     },
 }
 
+/// `vldac eval run --bench balrog` options.
+#[derive(clap::Args, Debug)]
+pub struct BalrogArgs {
+    /// BALROG environments, comma-separated: crafter, nle.
+    #[arg(long, value_delimiter = ',')]
+    envs: Vec<String>,
+    /// Only these tasks (comma-separated); default: BALROG's tasks of each environment.
+    #[arg(long, value_delimiter = ',')]
+    tasks: Vec<String>,
+    /// Episodes per task (default: BALROG's, crafter 10, nle 5).
+    #[arg(long)]
+    episodes: Option<usize>,
+    /// naive (answer with an action) or cot (think, then `ACTION: <action>`).
+    #[arg(long, default_value = "naive")]
+    agent: String,
+    /// Images kept in the history; 0 makes a text-only agent (BALROG's default for LLMs).
+    #[arg(long, default_value_t = 1)]
+    max_image_history: usize,
+    #[arg(long, default_value_t = 1024)]
+    max_new_tokens: usize,
+    /// Step cap per episode (default: each environment's own, crafter 2000).
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Episode i of every task uses seed SEED + i.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Python with crafter / balrog-nle (default: target/venvs/balrog from `cargo xtask setup balrog`).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// BALROG's NetHack progression table (default: target/balrog/nle_achievements.json).
+    #[arg(long)]
+    nle_achievements: Option<PathBuf>,
+}
+
+fn load_model(
+    model: Option<PathBuf>,
+    adapter: Option<PathBuf>,
+    tiny_random: Option<u64>,
+) -> Result<crate::eval_model::VlmEvalModel> {
+    match (model, tiny_random) {
+        (Some(dir), _) => crate::eval_model::VlmEvalModel::from_dir(&dir, adapter.as_deref()),
+        (None, Some(seed)) => crate::eval_model::VlmEvalModel::tiny_random(seed),
+        (None, None) => anyhow::bail!("vldac eval run: give --model DIR (or --tiny-random SEED)"),
+    }
+}
+
 pub fn run(cmd: EvalCommand) -> Result<()> {
     match cmd {
-        EvalCommand::Run { bench, data, model, adapter, tiny_random, out, batch_size, frames, sampling } => {
-            let mut m = match (model, tiny_random) {
-                (Some(dir), _) => crate::eval_model::VlmEvalModel::from_dir(&dir, adapter.as_deref())?,
-                (None, Some(seed)) => crate::eval_model::VlmEvalModel::tiny_random(seed)?,
-                (None, None) => anyhow::bail!("vldac eval run: give --model DIR (or --tiny-random SEED)"),
-            };
+        EvalCommand::Run {
+            bench,
+            data,
+            model,
+            adapter,
+            tiny_random,
+            out,
+            batch_size,
+            frames,
+            sampling,
+            balrog: ba,
+        } => {
+            let is_balrog = bench.eq_ignore_ascii_case("balrog");
+            if is_balrog {
+                // Check the plan before loading a model.
+                let args = crate::eval_balrog::BalrogRunArgs {
+                    envs: ba.envs,
+                    tasks: ba.tasks,
+                    episodes: ba.episodes,
+                    agent: crate::eval_balrog::agent_config(&ba.agent, ba.max_image_history, ba.max_new_tokens)?,
+                    max_steps: ba.max_steps,
+                    seed: ba.seed,
+                    python: ba.python,
+                    nle_achievements: ba.nle_achievements,
+                    out,
+                };
+                crate::eval_balrog::plan(&args)?;
+                let mut m = load_model(model, adapter, tiny_random)?;
+                return crate::eval_balrog::run(&args, &mut m);
+            }
+            let Some(data) = data else { bail!("--data DIR is required for {bench}") };
+            let mut m = load_model(model, adapter, tiny_random)?;
             let b = Bench::from_name(&bench)?;
             let sampling: FrameSampling = sampling.parse().map_err(anyhow::Error::msg)?;
             let items = b.load(&data, LoadOptions { frames, sampling })?;

@@ -4,12 +4,13 @@ use std::path::Path;
 
 use anyhow::Result;
 use burn::tensor::Device;
-use vldac_evals::{ChatMessage, Model, ModelError, Request, Role, Visual};
+use vldac_evals::{ChatMessage, Model, ModelError, Request, Role, TokenUsage, Visual};
 use vldac_vlm::{GenerateConfig, Vlm};
 
 pub struct VlmEvalModel {
     vlm: Vlm,
     name: String,
+    usage: Vec<TokenUsage>,
 }
 
 impl VlmEvalModel {
@@ -22,13 +23,13 @@ impl VlmEvalModel {
                 .map_err(|e| anyhow::anyhow!("adapter {}: {e}", a.display()))?;
             vlm.model = model;
         }
-        Ok(VlmEvalModel { vlm, name: dir.display().to_string() })
+        Ok(VlmEvalModel { vlm, name: dir.display().to_string(), usage: Vec::new() })
     }
 
     /// The tiny random model with the byte-level tokenizer (smoke tests, no files).
     pub fn tiny_random(seed: u64) -> Result<Self> {
         let vlm = Vlm::random(None, seed, 56 * 56 * 4, &Device::flex()).map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(VlmEvalModel { vlm, name: format!("tiny-random-{seed}") })
+        Ok(VlmEvalModel { vlm, name: format!("tiny-random-{seed}"), usage: Vec::new() })
     }
 }
 
@@ -72,6 +73,8 @@ impl Model for VlmEvalModel {
         let first = batch.first().map(|r| r.generation.clone());
         let same = batch.iter().all(|r| Some(&r.generation) == first.as_ref());
         let mut replies = Vec::with_capacity(batch.len());
+        let mut usage: Vec<TokenUsage> =
+            prompts.iter().map(|p| TokenUsage { input_tokens: p.ids.len() as u64, output_tokens: 0 }).collect();
         let groups: Vec<Vec<usize>> =
             if same { vec![(0..batch.len()).collect()] } else { (0..batch.len()).map(|i| vec![i]).collect() };
         for group in groups {
@@ -80,10 +83,16 @@ impl Model for VlmEvalModel {
                 GenerateConfig { max_new_tokens: g.max_new_tokens, temperature: g.temperature, ..Default::default() };
             let sub: Vec<_> = group.iter().map(|&i| prompts[i].clone()).collect();
             let out = self.vlm.generate(&sub, &cfg, true).map_err(err)?;
-            for tokens in &out.tokens {
+            for (&i, tokens) in group.iter().zip(&out.tokens) {
+                usage[i].output_tokens = tokens.len() as u64;
                 replies.push(self.vlm.tokenizer.decode(tokens, true).map_err(err)?);
             }
         }
+        self.usage = usage;
         Ok(replies)
+    }
+
+    fn last_usage(&self) -> Vec<TokenUsage> {
+        self.usage.clone()
     }
 }

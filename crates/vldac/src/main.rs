@@ -1,6 +1,7 @@
 //! The `vldac` binary: wires configs to objects to loops. Logic lives in the library crates.
 
 mod env_cmd;
+mod eval_balrog;
 mod eval_cmd;
 mod eval_model;
 mod train_cmd;
@@ -19,6 +20,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Decode a model reply into an action, as the trainer does (prints JSON).
