@@ -44,6 +44,7 @@ pub fn all_ids() -> Vec<String> {
     ids.extend(vldac_gym_cards::IDS.iter().map(|s| s.to_string()));
     ids.extend(vldac_miniworld::ids().into_iter().map(String::from));
     ids.extend(vldac_textenv::registry::ids());
+    ids.extend(vldac_babyai::ids());
     ids
 }
 
@@ -58,6 +59,9 @@ pub fn make(id: &str) -> Result<Box<dyn Environment>> {
     }
     if let Some(env) = vldac_textenv::registry::make(id) {
         return Ok(env?);
+    }
+    if vldac_babyai::is_babyai_id(id) {
+        return Ok(Box::new(vldac_babyai::make(id)?));
     }
     bail!("unknown environment id {id:?}; `vldac env list` shows the known ids")
 }
@@ -78,6 +82,9 @@ fn render(env: &str, seed: u64, size: Option<(u32, u32)>, top_down: bool) -> Res
     if vldac_miniworld::is_miniworld_id(env) {
         return Ok(vldac_miniworld::render(env, seed, size, top_down)?);
     }
+    if vldac_babyai::is_babyai_id(env) {
+        return Ok(vldac_babyai::render(env, seed, top_down)?);
+    }
     let mut e = make(env)?;
     let (obs, _) = e.reset(Some(seed))?;
     obs.frames.last().cloned().with_context(|| format!("{env} has no image observation"))
@@ -93,6 +100,9 @@ fn replay(env: &str, scenario: &serde_json::Value) -> Result<Vec<serde_json::Val
     }
     if let Some(lines) = vldac_textenv::registry::replay(env, scenario) {
         return Ok(lines?);
+    }
+    if vldac_babyai::is_babyai_id(env) {
+        return vldac_babyai::replay(env, scenario).map_err(anyhow::Error::msg);
     }
     bail!("no replay format for environment id {env:?}")
 }
