@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use vldac_evals::EvalError;
-use vldac_evals::balrog::{self, AgentConfig, AgentKind, BalrogEnv, SuiteEntry, SuiteEvent};
+use vldac_evals::balrog::{self, AgentConfig, AgentKind, BalrogEnv, CoreEnv, SuiteEntry, SuiteEvent};
 use vldac_evals::balrog_bridge::{BridgedEnv, BridgedKind, NleObsMode};
 
 /// Options of a BALROG run.
@@ -28,13 +28,22 @@ pub struct BalrogRunArgs {
     pub out: PathBuf,
 }
 
+/// BALROG's BabyAI tasks: MixedTrainLocal restricted to one instruction kind each.
+const BABYAI_TASKS: [&str; 5] = [
+    "BabyAI-MixedTrainLocal-v0/goto",
+    "BabyAI-MixedTrainLocal-v0/pickup",
+    "BabyAI-MixedTrainLocal-v0/open",
+    "BabyAI-MixedTrainLocal-v0/putnext",
+    "BabyAI-MixedTrainLocal-v0/pick_up_seq_go_to",
+];
+
 /// BALROG's tasks and episode counts (`balrog/config/config.yaml`).
 fn default_tasks(env: &str) -> Option<(Vec<&'static str>, usize)> {
     Some(match env {
         "crafter" => (vec!["default"], 10),
         "nle" => (vec!["NetHackChallenge-v0"], 5),
-        // BALROG-ENVS (tasks): "babyai" => (vec!["BabyAI-MixedTrainLocal-v0/goto", ...], 10),
-        //                      "babaisai" => (vec![...40 tasks...], 3),
+        "babyai" => (BABYAI_TASKS.to_vec(), 10),
+        // BALROG-ENVS (tasks): "babaisai" => (vec![...40 tasks...], 3),
         _ => return None,
     })
 }
@@ -70,15 +79,24 @@ fn make_env(env: &str, task: &str, args: &BalrogRunArgs) -> Result<Box<dyn Balro
             cap(&mut b, args.max_steps);
             Box::new(b)
         }
+        "babyai" => {
+            let e = vldac_babyai::make(task).map_err(|e| EvalError::Env(format!("babyai: {e}")))?;
+            // The level ends its own episodes at BALROG's budget (64 or 128 steps).
+            Box::new(
+                CoreEnv::new(e, args.max_steps.unwrap_or(1000))?
+                    .with_default_action(vldac_babyai::BALROG_DEFAULT_ACTION)?
+                    .with_instruction(|obs| vldac_babyai::balrog_instruction_prompt(&obs.task)),
+            )
+        }
         // BALROG-ENVS (constructors): one arm per native family, e.g.
-        //   "babyai" => Box::new(
+        //   "babaisai" => Box::new(
         //       CoreEnv::new(vldac_babyai::...(task)?, args.max_steps.unwrap_or(<BALROG's budget>))?
         //           .with_default_action("go forward")?
         //           .with_instruction(|obs| vldac_babyai::balrog_instruction_prompt(...)),
         //   ),
         other => {
             return Err(EvalError::Usage(format!(
-                "unknown BALROG environment {other:?} (available: crafter, nle; babyai and babaisai once their crates land)"
+                "unknown BALROG environment {other:?} (available: crafter, nle, babyai; babaisai once its crate lands)"
             )));
         }
     };

@@ -79,7 +79,7 @@ pub enum EvalCommand {
 /// `vldac eval run --bench balrog` options.
 #[derive(clap::Args, Debug)]
 pub struct BalrogArgs {
-    /// BALROG environments, comma-separated: crafter, nle.
+    /// BALROG environments, comma-separated: crafter, nle, babyai (native).
     #[arg(long, value_delimiter = ',')]
     envs: Vec<String>,
     /// Only these tasks (comma-separated); default: BALROG's tasks of each environment.
