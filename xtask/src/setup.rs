@@ -28,6 +28,9 @@ pub enum SetupTarget {
     /// The venv that regenerates vldac-dac's official-code fixtures (numpy, torch, accelerate;
     /// large: torch pulls its CUDA wheels). Not needed to run the tests.
     DacFixtures,
+    /// The venv that regenerates crates/babaisai's peer fixtures (`target/venvs/babaisai`: gym 0.25,
+    /// numpy, the peer's render deps). The peer itself is git-only: see crates/babaisai/README.md.
+    BabaisaiFixtures,
     /// The venv that regenerates crates/vlm's Qwen2-VL fixtures (torch + transformers on CPU).
     Qwen2vl,
     /// Offline LLVM for burn-cuda (cubecl-llvm), from PyPI wheels; then build with
@@ -189,6 +192,11 @@ pub fn run(what: SetupTarget) -> Result<()> {
         SetupTarget::Webshop => webshop(),
         SetupTarget::Balrog => balrog(),
         SetupTarget::DacFixtures => pip_install("fixtures", &["numpy", "torch", "accelerate", "tqdm"]).map(|_| ()),
+        SetupTarget::BabaisaiFixtures => pip_install(
+            "babaisai",
+            &["gym==0.25.0", "numpy<2", "pillow", "matplotlib", "opencv-python-headless", "pygame"],
+        )
+        .map(|_| ()),
         SetupTarget::Qwen2vl => qwen2vl(),
         SetupTarget::Cuda => cuda(),
         SetupTarget::Tch => tch(),

@@ -18,6 +18,7 @@ pub mod env;
 pub mod obs;
 pub mod parse;
 pub mod prompt;
+pub mod rng;
 pub mod seed;
 pub mod space;
 pub mod vec_env;

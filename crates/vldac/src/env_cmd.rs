@@ -45,6 +45,7 @@ pub fn all_ids() -> Vec<String> {
     ids.extend(vldac_miniworld::ids().into_iter().map(String::from));
     ids.extend(vldac_textenv::registry::ids());
     ids.extend(vldac_babyai::ids());
+    ids.extend(vldac_babaisai::ids());
     ids
 }
 
@@ -62,6 +63,9 @@ pub fn make(id: &str) -> Result<Box<dyn Environment>> {
     }
     if vldac_babyai::is_babyai_id(id) {
         return Ok(Box::new(vldac_babyai::make(id)?));
+    }
+    if vldac_babaisai::is_babaisai_id(id) {
+        return Ok(vldac_babaisai::make(id)?);
     }
     bail!("unknown environment id {id:?}; `vldac env list` shows the known ids")
 }
@@ -103,6 +107,9 @@ fn replay(env: &str, scenario: &serde_json::Value) -> Result<Vec<serde_json::Val
     }
     if vldac_babyai::is_babyai_id(env) {
         return vldac_babyai::replay(env, scenario).map_err(anyhow::Error::msg);
+    }
+    if vldac_babaisai::is_babaisai_id(env) {
+        return Ok(vldac_babaisai::replay(env, scenario)?);
     }
     bail!("no replay format for environment id {env:?}")
 }

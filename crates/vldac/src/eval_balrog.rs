@@ -43,7 +43,8 @@ fn default_tasks(env: &str) -> Option<(Vec<&'static str>, usize)> {
         "crafter" => (vec!["default"], 10),
         "nle" => (vec!["NetHackChallenge-v0"], 5),
         "babyai" => (BABYAI_TASKS.to_vec(), 10),
-        // BALROG-ENVS (tasks): "babaisai" => (vec![...40 tasks...], 3),
+        "babaisai" => (vldac_babaisai::BALROG_TASKS.to_vec(), 3),
+        // BALROG-ENVS (tasks): a native family adds `"name" => (tasks, episodes per task)`.
         _ => return None,
     })
 }
@@ -88,15 +89,21 @@ fn make_env(env: &str, task: &str, args: &BalrogRunArgs) -> Result<Box<dyn Balro
                     .with_instruction(|obs| vldac_babyai::balrog_instruction_prompt(&obs.task)),
             )
         }
-        // BALROG-ENVS (constructors): one arm per native family, e.g.
-        //   "babaisai" => Box::new(
-        //       CoreEnv::new(vldac_babyai::...(task)?, args.max_steps.unwrap_or(<BALROG's budget>))?
-        //           .with_default_action("go forward")?
-        //           .with_instruction(|obs| vldac_babyai::balrog_instruction_prompt(...)),
-        //   ),
+        "babaisai" => {
+            // `make` takes BALROG's task names (`env/goto_win`) as well as our ids.
+            let e = vldac_babaisai::make(task).map_err(|e| EvalError::Env(format!("babaisai: {e}")))?;
+            // The peer ends its own episodes after 100 steps.
+            Box::new(
+                CoreEnv::new(e, args.max_steps.unwrap_or(100))?
+                    .with_default_action("idle")?
+                    .with_instruction(|_| vldac_babaisai::balrog_instruction_prompt()),
+            )
+        }
+        // BALROG-ENVS (constructors): a native family adds one arm building a `CoreEnv` with its
+        // default action and instruction prompt.
         other => {
             return Err(EvalError::Usage(format!(
-                "unknown BALROG environment {other:?} (available: crafter, nle, babyai; babaisai once its crate lands)"
+                "unknown BALROG environment {other:?} (available: babyai, babaisai, crafter, nle)"
             )));
         }
     };

@@ -79,7 +79,7 @@ pub enum EvalCommand {
 /// `vldac eval run --bench balrog` options.
 #[derive(clap::Args, Debug)]
 pub struct BalrogArgs {
-    /// BALROG environments, comma-separated: crafter, nle, babyai (native).
+    /// BALROG environments, comma-separated: babyai, babaisai (native), crafter, nle (Python bridge).
     #[arg(long, value_delimiter = ',')]
     envs: Vec<String>,
     /// Only these tasks (comma-separated); default: BALROG's tasks of each environment.

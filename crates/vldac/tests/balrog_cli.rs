@@ -73,25 +73,26 @@ fn balrog_usage_errors_name_the_problem() {
 }
 
 #[test]
-fn babyai_episode_with_the_tiny_model_then_resume() {
-    // Native BabyAI-Text: no Python needed.
-    let out = std::env::temp_dir().join(format!("vldac-balrog-cli-babyai-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let task = "BabyAI-MixedTrainLocal-v0/goto";
-    let args = ["--envs", "babyai", "--tasks", task, "--episodes", "2", "--tiny-random", "0", "--max-steps", "3"];
-    let o = vldac(&args, &out);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
-    assert!(err.contains("2 episodes played, 0 resumed"), "{err}");
-    for i in 0..2 {
-        let path = out.join(format!("babyai/{task}/{task}_run_{i:02}.json"));
-        let log: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(log["num_steps"], 3, "{log}");
-        assert!(log["input_tokens"].as_u64().unwrap() > 100, "prompt tokens are counted: {log}");
-        let p = log["progression"].as_f64().unwrap();
-        assert!(p == 0.0 || p == 1.0, "BabyAI progression is 0 or 1: {p}");
+fn native_episodes_with_the_tiny_model_then_resume() {
+    // Native BabyAI-Text and Baba Is AI: no Python needed.
+    for (env, task) in [("babyai", "BabyAI-MixedTrainLocal-v0/goto"), ("babaisai", "env/goto_win")] {
+        let out = std::env::temp_dir().join(format!("vldac-balrog-cli-{env}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let args = ["--envs", env, "--tasks", task, "--episodes", "2", "--tiny-random", "0", "--max-steps", "3"];
+        let o = vldac(&args, &out);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{env}: {err}");
+        assert!(err.contains("2 episodes played, 0 resumed"), "{env}: {err}");
+        for i in 0..2 {
+            let path = out.join(format!("{env}/{task}/{task}_run_{i:02}.json"));
+            let log: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            assert_eq!(log["num_steps"], 3, "{log}");
+            assert!(log["input_tokens"].as_u64().unwrap() > 100, "prompt tokens are counted: {log}");
+            let p = log["progression"].as_f64().unwrap();
+            assert!(p == 0.0 || p == 1.0, "{env} progression is 0 or 1: {p}");
+        }
+        let o = vldac(&args, &out);
+        assert!(String::from_utf8_lossy(&o.stderr).contains("0 episodes played, 2 resumed"), "{env}");
+        std::fs::remove_dir_all(&out).ok();
     }
-    let o = vldac(&args, &out);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("0 episodes played, 2 resumed"));
-    std::fs::remove_dir_all(&out).ok();
 }
