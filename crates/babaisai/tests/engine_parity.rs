@@ -3,36 +3,12 @@
 //! `fixtures/gen_fixtures.py` into `fixtures/engine.json`: after every random action the agent
 //! position, reward, done flag, a hash of every cell's stack and the full rule list must match.
 
+mod common;
+
+use common::{fnv1a, grid_code};
 use serde_json::Value;
 use vldac_babaisai::engine::{Act, Color, Grid, Noun, Prop, Rule, Thing, Tile, Word, World};
 use vldac_core::rng::RandomState;
-
-fn fnv1a(s: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")[..12].to_string()
-}
-
-fn tile_code(t: &Tile) -> String {
-    match t {
-        Tile::Border => "#".to_string(),
-        Tile::Word(w) => format!("w:{}", w.text()),
-        Tile::Thing(th) => format!("t:{}:{}:{}", th.noun.name(), th.color.name(), th.dir),
-    }
-}
-
-fn grid_code(g: &Grid) -> String {
-    let mut cells = Vec::new();
-    for y in 0..g.height as i32 {
-        for x in 0..g.width as i32 {
-            cells.push(g.stack(x, y).iter().map(tile_code).collect::<Vec<_>>().join(","));
-        }
-    }
-    cells.join("|")
-}
 
 fn parse_tile(tok: &str) -> Tile {
     let parts: Vec<&str> = tok.split(':').collect();

@@ -652,53 +652,38 @@ fn bilinear_span(
 ) {
     // Walls, floors and boxes are lit flat: one colour for the span.
     let flat = flat.map(|c| [c[0], c[1], c[2], 0.0]);
+    let top = (t.levels.len() - 1) as f32;
     let mut s = *s;
-    for (depth, color) in depth.chunks_mut(CHUNK).zip(color.chunks_mut(CHUNK)) {
-        bilinear_chunk(t, lp, &s, d, flat, far_q, depth, color);
-        s.advance(d, depth.len() as f32);
-    }
-}
-
-/// [`bilinear_span`] for at most [`CHUNK`] pixels, with SSE2 (or scalar code off x86-64).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn bilinear_chunk(
-    t: &Texture,
-    lp: &LodPlanes,
-    s: &Span,
-    d: &Span,
-    flat: Option<[f32; 4]>,
-    far_q: f32,
-    depth: &mut [f32],
-    color: &mut [u32],
-) {
-    let n = depth.len();
     let mut ln = Lanes::default();
-    ln.setup(s, d, lp, (t.levels.len() - 1) as f32, far_q);
-    let lv = ln.lv;
-    if lv[..n].iter().all(|&l| l == lv[0]) {
-        ln.coords(&t.levels[lv[0] as usize]);
-    } else {
-        for (k, &l) in lv[..n].iter().enumerate() {
-            ln.coords_at(k, &t.levels[l as usize]);
-        }
-    }
-    let Lanes { z, iq, i00, i01, i10, i11, fx, fy, .. } = &ln;
-    for (k, (dp, out)) in depth.iter_mut().zip(color.iter_mut()).enumerate() {
-        if z[k] <= *dp {
-            continue;
-        }
-        let tx = &t.levels[lv[k] as usize].rgba;
-        let texels = [tx[i00[k] as usize], tx[i01[k] as usize], tx[i10[k] as usize], tx[i11[k] as usize]];
-        let lit = match flat {
-            Some(c) => c,
-            None => {
-                let c = |j: usize| (s.cq[j] + d.cq[j] * k as f32) * iq[k];
-                [c(0), c(1), c(2), 0.0]
+    for (depth, color) in depth.chunks_mut(CHUNK).zip(color.chunks_mut(CHUNK)) {
+        let n = depth.len();
+        ln.setup(&s, d, lp, top, far_q);
+        let lv = ln.lv;
+        if lv[..n].iter().all(|&l| l == lv[0]) {
+            ln.coords(&t.levels[lv[0] as usize]);
+        } else {
+            for (k, &l) in lv[..n].iter().enumerate() {
+                ln.coords_at(k, &t.levels[l as usize]);
             }
-        };
-        *dp = z[k];
-        *out = bilerp_lit(texels, fx[k], fy[k], &lit);
+        }
+        let Lanes { z, iq, i00, i01, i10, i11, fx, fy, .. } = &ln;
+        for (k, (dp, out)) in depth.iter_mut().zip(color.iter_mut()).enumerate() {
+            if z[k] <= *dp {
+                continue;
+            }
+            let tx = &t.levels[lv[k] as usize].rgba;
+            let texels = [tx[i00[k] as usize], tx[i01[k] as usize], tx[i10[k] as usize], tx[i11[k] as usize]];
+            let lit = match flat {
+                Some(c) => c,
+                None => {
+                    let c = |j: usize| (s.cq[j] + d.cq[j] * k as f32) * iq[k];
+                    [c(0), c(1), c(2), 0.0]
+                }
+            };
+            *dp = z[k];
+            *out = bilerp_lit(texels, fx[k], fy[k], &lit);
+        }
+        s.advance(d, n as f32);
     }
 }
 

@@ -174,8 +174,7 @@ impl Texture {
     /// are powers of two, so wrapping is a mask.
     #[inline(always)]
     pub fn sample(&self, u: f32, v: f32, lod: f32) -> [f32; 3] {
-        let li = if lod > -0.5 { (lod + 0.5) as usize } else { 0 };
-        self.levels[li.min(self.levels.len() - 1)].bilinear(u, v)
+        self.levels[self.level_index(lod)].bilinear(u, v)
     }
 
     /// Nearest-texel sample of mip `lod` (nearest level): `GL_NEAREST_MIPMAP_NEAREST`. At

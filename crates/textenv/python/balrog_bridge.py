@@ -31,10 +31,9 @@ import json
 import os
 import re
 import sys
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from textenv_bridge import BridgeError, protocol_channel, serve  # noqa: E402
+from textenv_bridge import BridgeError, start  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ prompts
 # BALROG's agent-facing texts (balrog/environments/{crafter,nle}/__init__.py): the benchmark's prompt
@@ -549,15 +548,7 @@ def main():
     n.add_argument("--max-steps", type=int, default=100_000)
     n.add_argument("--no-progress-timeout", type=int, default=150)
     args = ap.parse_args()
-    out = protocol_channel()
-    try:
-        backend = CrafterBackend(args) if args.cmd == "crafter" else NleBackend(args)
-    except Exception as e:
-        traceback.print_exc(file=sys.stderr)
-        out.write(json.dumps({"id": None, "ok": False, "error": "startup",
-                              "message": f"{type(e).__name__}: {e}"}) + "\n")
-        sys.exit(3)
-    serve(backend, out)
+    start(lambda: CrafterBackend(args) if args.cmd == "crafter" else NleBackend(args))
 
 
 if __name__ == "__main__":

@@ -252,6 +252,19 @@ class WebshopBackend:
 
 
 # ------------------------------------------------------------------------------------------ serve
+def start(make_backend):
+    """Builds the backend and serves it; a failed start is one "startup" error line, exit 3."""
+    out = protocol_channel()
+    try:
+        backend = make_backend()
+    except Exception as e:
+        traceback.print_exc(file=sys.stderr)
+        out.write(json.dumps({"id": None, "ok": False, "error": "startup",
+                              "message": f"{type(e).__name__}: {e}"}) + "\n")
+        sys.exit(3)
+    serve(backend, out)
+
+
 def serve(backend, out):
     for line in sys.stdin:
         line = line.strip()
@@ -333,16 +346,8 @@ def main():
     if args.cmd == "generate":
         generate(args.src, args.out)
         return
-    out = protocol_channel()
-    try:
-        backend = AlfworldBackend(args.games, args.max_steps, not args.no_expert) if args.cmd == "alfworld" \
-            else WebshopBackend(args)
-    except Exception as e:
-        traceback.print_exc(file=sys.stderr)
-        out.write(json.dumps({"id": None, "ok": False, "error": "startup",
-                              "message": f"{type(e).__name__}: {e}"}) + "\n")
-        sys.exit(3)
-    serve(backend, out)
+    start(lambda: AlfworldBackend(args.games, args.max_steps, not args.no_expert) if args.cmd == "alfworld"
+          else WebshopBackend(args))
 
 
 if __name__ == "__main__":

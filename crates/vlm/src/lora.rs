@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, VlmError};
 use crate::model::Qwen2Vl;
-use crate::nn::to_host;
-use crate::weights::{HostTensor, SafetensorsWeights, SaveDtype, TensorSink, WeightSource};
+use crate::nn::{to_host, transpose_host};
+use crate::weights::{SafetensorsWeights, SaveDtype, TensorSink, WeightSource};
 
 pub const ALL_TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
@@ -81,8 +81,8 @@ pub fn save_peft_adapter(model: &Qwen2Vl, cfg: &LoraConfig, dir: &Path, base_mod
     for (path, proj) in model.model.projections() {
         if let Some(l) = &proj.lora {
             let m = peft_module(&path);
-            sink.put(format!("{m}.lora_A.weight"), transpose(to_host(l.a.val())));
-            sink.put(format!("{m}.lora_B.weight"), transpose(to_host(l.b.val())));
+            sink.put(format!("{m}.lora_A.weight"), transpose_host(&to_host(l.a.val())));
+            sink.put(format!("{m}.lora_B.weight"), transpose_host(&to_host(l.b.val())));
         }
     }
     if sink.tensors.is_empty() {
@@ -140,23 +140,12 @@ pub fn load_peft_adapter(model: Qwen2Vl, dir: &Path) -> Result<(Qwen2Vl, LoraCon
             let m = peft_module(&path);
             let [d_in, r] = l.a.val().dims();
             let [_, d_out] = l.b.val().dims();
-            let a = transpose(w.take(&format!("{m}.lora_A.weight"), &[r, d_in])?);
-            let b = transpose(w.take(&format!("{m}.lora_B.weight"), &[d_out, r])?);
+            let a = transpose_host(&w.take(&format!("{m}.lora_A.weight"), &[r, d_in])?);
+            let b = transpose_host(&w.take(&format!("{m}.lora_B.weight"), &[d_out, r])?);
             l.a = Param::from_tensor(Tensor::from_data(TensorData::new(a.data, [d_in, r]), &dev));
             l.b = Param::from_tensor(Tensor::from_data(TensorData::new(b.data, [r, d_out]), &dev));
         }
     }
     w.finish()?;
     Ok((model, cfg))
-}
-
-fn transpose(t: HostTensor) -> HostTensor {
-    let (r, c) = (t.shape[0], t.shape[1]);
-    let mut data = vec![0f32; r * c];
-    for i in 0..r {
-        for j in 0..c {
-            data[j * r + i] = t.data[i * c + j];
-        }
-    }
-    HostTensor { shape: vec![c, r], data }
 }

@@ -25,7 +25,8 @@ pub fn to_host<const D: usize>(t: Tensor<D>) -> HostTensor {
     HostTensor { shape, data }
 }
 
-fn transpose_host(t: &HostTensor) -> HostTensor {
+/// `[r, c] -> [c, r]` on the host (torch's `[out, in]` Linear layout to burn's `[in, out]`).
+pub(crate) fn transpose_host(t: &HostTensor) -> HostTensor {
     let (r, c) = (t.shape[0], t.shape[1]);
     let mut data = vec![0f32; r * c];
     for i in 0..r {
