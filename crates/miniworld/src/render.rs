@@ -276,7 +276,9 @@ pub struct Renderer {
     h: usize,
     /// RGB8 packed little-endian (`r | g << 8 | b << 16`).
     color: Vec<u32>,
+    /// The depth buffer is `depth[depth_at..][..w * h]`.
     depth: Vec<f32>,
+    depth_at: usize,
     dynamic: Vec<Tri>,
 }
 
@@ -286,11 +288,19 @@ impl Renderer {
             self.w = w;
             self.h = h;
             self.color = vec![sky; w * h];
-            self.depth = vec![0.0; w * h];
-        } else {
-            self.color.fill(sky);
-            self.depth.fill(0.0);
+            // Place depth[i] half a page away from color[i] (mod 4 KiB): loads of one buffer then
+            // never wait on stores to the other through 4K aliasing.
+            self.depth = vec![0.0; w * h + PAGE_F32];
+            let gap = (self.depth.as_ptr() as usize).wrapping_sub(self.color.as_ptr() as usize) / 4;
+            self.depth_at = (PAGE_F32 / 2).wrapping_sub(gap) % PAGE_F32;
         }
+        self.color.fill(sky);
+        self.depth_mut().fill(0.0);
+    }
+
+    /// The depth buffer (`w × h`, rows top-down).
+    fn depth_mut(&mut self) -> &mut [f32] {
+        &mut self.depth[self.depth_at..self.depth_at + self.w * self.h]
     }
 
     /// The agent's view, `width × height`, rows top-down.
@@ -363,13 +373,34 @@ impl Renderer {
             };
             dynamic.push(Tri { v: [at(0.0, 1.0), at(-0.75, -0.75), at(0.75, -0.75)], tex: None, cull: false });
         }
-        for t in scene.tris.iter().chain(dynamic.iter()) {
-            self.draw_tri(t, w, h, proj, bilinear);
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            unsafe { self.draw_tris_avx2(&scene.tris, &dynamic, w, h, proj, bilinear) };
+            self.dynamic = dynamic;
+            return;
         }
+        self.draw_tris(&scene.tris, &dynamic, w, h, proj, bilinear);
         self.dynamic = dynamic;
     }
 
+    #[inline(always)]
+    fn draw_tris(&mut self, stat: &[Tri], dynamic: &[Tri], w: usize, h: usize, proj: &Proj, bilinear: bool) {
+        for t in stat.iter().chain(dynamic) {
+            self.draw_tri(t, w, h, proj, bilinear);
+        }
+    }
+
+    /// [`Renderer::draw_tris`] compiled for AVX2 machines: the same SSE2 arithmetic (bit-identical
+    /// results) in VEX three-operand form, which saves the register copies of two-operand SSE.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn draw_tris_avx2(&mut self, stat: &[Tri], dynamic: &[Tri], w: usize, h: usize, proj: &Proj, bilinear: bool) {
+        self.draw_tris(stat, dynamic, w, h, proj, bilinear);
+    }
+
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn draw_tri(&mut self, t: &Tri, w: usize, h: usize, proj: &Proj, bilinear: bool) {
         // Walls, floors and boxes are lit flat: no colour interpolation needed.
         let flat = (t.v[0].c == t.v[1].c && t.v[1].c == t.v[2].c).then_some(t.v[0].c);
@@ -447,6 +478,7 @@ impl Renderer {
 
     /// Scan-converts one screen triangle (pixel centres, depth test "nearer wins").
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn raster(
         &mut self,
         mut v: [SVert; 3],
@@ -545,12 +577,14 @@ impl Renderer {
                 cq: [0, 1, 2].map(|k| base_c[k] + pc[k].0 * dx0 + pc[k].1 * dy),
             };
             let d = Span { z: pz.0, q: pq.0, uq: pu.0, vq: pv.0, cq: [pc[0].0, pc[1].0, pc[2].0] };
-            let (depth, color) = (&mut self.depth[row + xs..row + xe], &mut self.color[row + xs..row + xe]);
-            match tex {
-                Some(t) if bilinear => {
+            let at = self.depth_at + row;
+            let (depth, color) = (&mut self.depth[at + xs..at + xe], &mut self.color[row + xs..row + xe]);
+            match (tex, flat) {
+                (Some(t), _) if bilinear => {
                     let lp = LodPlanes { pu, pv, pq, tw, th };
                     bilinear_span(t, &lp, &s, &d, flat, far_q, depth, color)
                 }
+                (None, Some(c)) => flat_span(c, &s, &d, far_q, depth, color),
                 _ => pixel_chunk(tex, bilinear, &s, &d, flat, far_q, depth, color, |s| lod_at(s.q, s.uq, s.vq)),
             }
         }
@@ -560,7 +594,16 @@ impl Renderer {
         let (w, h) = (width as usize, height as usize);
         let mut px = vec![0u8; w * h * 3];
         if ss == 1 {
-            for (o, c) in px.chunks_exact_mut(3).zip(&self.color) {
+            // Four packed pixels to 12 bytes at a time.
+            let (out4, out_rest) = px.as_chunks_mut::<12>();
+            let (in4, in_rest) = self.color[..w * h].as_chunks::<4>();
+            for (o, c) in out4.iter_mut().zip(in4) {
+                let b = [c[0] | (c[1] << 24), (c[1] >> 8) | (c[2] << 16), (c[2] >> 16) | (c[3] << 8)];
+                o[..4].copy_from_slice(&b[0].to_le_bytes());
+                o[4..8].copy_from_slice(&b[1].to_le_bytes());
+                o[8..].copy_from_slice(&b[2].to_le_bytes());
+            }
+            for (o, c) in out_rest.chunks_exact_mut(3).zip(in_rest) {
                 o.copy_from_slice(&c.to_le_bytes()[..3]);
             }
             return Frame::new(width, height, px).unwrap_or_else(|_| Frame::filled(width, height, [0, 0, 0]));
@@ -597,9 +640,16 @@ fn fast_log2(x: f32) -> f32 {
     (x.to_bits() as f32) * (1.0 / (1u32 << 23) as f32) - 127.0
 }
 
-/// Pixels per chunk of a span: the mip level is chosen per chunk, and the per-pixel coordinate
-/// arithmetic of a chunk is done in lanes the compiler vectorises.
-const CHUNK: usize = 16;
+/// f32s per 4 KiB page.
+const PAGE_F32: usize = 1024;
+
+/// Pixels shaded together: the lanes of one SSE register.
+const GROUP: usize = 4;
+/// Groups per chunk: their mip levels are chosen in one pass, and all their texel addresses are
+/// computed before the first texel is fetched.
+const GROUPS: usize = 4;
+/// Pixels per chunk.
+const CHUNK: usize = GROUP * GROUPS;
 
 /// Perspective-divided attributes at one pixel (or their per-pixel steps): depth key, 1/w,
 /// u/w, v/w and colour/w.
@@ -635,9 +685,10 @@ struct LodPlanes {
     th: f32,
 }
 
-/// Bilinear-textured pixels of one span: first, per pixel, 1/w and the mip level (the peer's LOD:
-/// log2 of the larger texel-footprint axis, nearest level); then the texel coordinates; then the
-/// depth test, fetch and blend.
+/// Bilinear-textured pixels of one span, a chunk of [`CHUNK`] pixels at a time (see
+/// [`shade_chunk`]). The mip level is chosen per group of 4 pixels, at the group's centre (a GPU
+/// chooses it per 2x2 quad); when the first, last and two middle groups agree, the whole span
+/// uses that level (the texel footprint changes slowly and mostly monotonically along a span).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn bilinear_span(
@@ -650,189 +701,514 @@ fn bilinear_span(
     depth: &mut [f32],
     color: &mut [u32],
 ) {
-    // Walls, floors and boxes are lit flat: one colour for the span.
-    let flat = flat.map(|c| [c[0], c[1], c[2], 0.0]);
+    let n = depth.len().min(color.len());
+    if n == 0 {
+        return;
+    }
     let top = (t.levels.len() - 1) as f32;
-    let mut s = *s;
-    let mut ln = Lanes::default();
-    for (depth, color) in depth.chunks_mut(CHUNK).zip(color.chunks_mut(CHUNK)) {
-        let n = depth.len();
-        ln.setup(&s, d, lp, top, far_q);
-        let lv = ln.lv;
-        if lv[..n].iter().all(|&l| l == lv[0]) {
-            ln.coords(&t.levels[lv[0] as usize]);
-        } else {
-            for (k, &l) in lv[..n].iter().enumerate() {
-                ln.coords_at(k, &t.levels[l as usize]);
+    let lit = flat.map(Lit::of);
+    let last = (n - 1) as f32;
+    let centre = |g: usize| (g * GROUP) as f32 + 1.5;
+    let ng = n.div_ceil(GROUP);
+    let mut lv = [0i32; GROUPS];
+    levels_at(s, d, lp, top, [0, ng / 3, 2 * ng / 3, ng - 1].map(centre), last, &mut lv);
+    let uniform = lv.iter().all(|&l| l == lv[0]);
+    let mut lv = [lv[0]; GROUPS];
+    let mut k = 0;
+    while k < n {
+        if !uniform {
+            let g0 = k / GROUP;
+            levels_at(s, d, lp, top, [g0, g0 + 1, g0 + 2, g0 + 3].map(centre), last, &mut lv);
+        }
+        let levels = lv.map(|l| &t.levels[l as usize]);
+        let m = (n - k).min(CHUNK);
+        let (dp, cp) = (&mut depth[k..k + m], &mut color[k..k + m]);
+        match (<&mut [f32; CHUNK]>::try_from(&mut *dp), <&mut [u32; CHUNK]>::try_from(&mut *cp)) {
+            (Ok(dn), Ok(cn)) => shade_chunk(&levels, GROUPS, s, d, k as f32, lit, far_q, dn, cn),
+            _ => {
+                // The span's last, shorter chunk: padded with +inf depth (those lanes fail the
+                // depth test) and copied back.
+                let (mut dn, mut cn) = ([f32::INFINITY; CHUNK], [0u32; CHUNK]);
+                dn[..m].copy_from_slice(dp);
+                cn[..m].copy_from_slice(cp);
+                shade_chunk(&levels, m.div_ceil(GROUP), s, d, k as f32, lit, far_q, &mut dn, &mut cn);
+                dp.copy_from_slice(&dn[..m]);
+                cp.copy_from_slice(&cn[..m]);
             }
         }
-        let Lanes { z, iq, i00, i01, i10, i11, fx, fy, .. } = &ln;
-        for (k, (dp, out)) in depth.iter_mut().zip(color.iter_mut()).enumerate() {
-            if z[k] <= *dp {
+        k += CHUNK;
+    }
+}
+
+/// Flat-coloured untextured pixels of one span (boxes): depth test and one colour.
+fn flat_span(c: [f32; 3], s: &Span, d: &Span, far_q: f32, depth: &mut [f32], color: &mut [u32]) {
+    let c = pack_rgb(c);
+    for (g, (dp, cp)) in depth.chunks_mut(GROUP).zip(color.chunks_mut(GROUP)).enumerate() {
+        let k0 = (g * GROUP) as f32;
+        padded(dp, cp, |dp: &mut [f32; GROUP], cp: &mut [u32; GROUP]| {
+            for j in 0..GROUP {
+                let z = lane_z(s, d, k0 + j as f32, far_q);
+                if z > dp[j] {
+                    dp[j] = z;
+                    cp[j] = c;
+                }
+            }
+        });
+    }
+}
+
+/// Runs `f` on `N` depth and colour values; a span's last, shorter piece is padded with +inf
+/// depth (those lanes fail the depth test) and copied back.
+#[inline(always)]
+fn padded<const N: usize>(dp: &mut [f32], cp: &mut [u32], f: impl FnOnce(&mut [f32; N], &mut [u32; N])) {
+    match (<&mut [f32; N]>::try_from(&mut *dp), <&mut [u32; N]>::try_from(&mut *cp)) {
+        (Ok(dn), Ok(cn)) => f(dn, cn),
+        _ => {
+            let n = dp.len().min(N);
+            let (mut dn, mut cn) = ([f32::INFINITY; N], [0u32; N]);
+            dn[..n].copy_from_slice(&dp[..n]);
+            cn[..n].copy_from_slice(&cp[..n]);
+            f(&mut dn, &mut cn);
+            dp[..n].copy_from_slice(&dn[..n]);
+            cp[..n].copy_from_slice(&cn[..n]);
+        }
+    }
+}
+
+/// The depth key of lane `k` (the span start plus `k` steps), or -inf beyond the far plane.
+#[inline(always)]
+fn lane_z(s: &Span, d: &Span, k: f32, far_q: f32) -> f32 {
+    if s.q + d.q * k >= far_q { s.z + d.z * k } else { f32::NEG_INFINITY }
+}
+
+/// A light colour in 8.8 fixed point, packed to multiply the blend's 16-bit lanes: red and blue
+/// (`rb`), green (`ga`, alpha 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Lit {
+    rb: u32,
+    ga: u32,
+}
+
+impl Lit {
+    /// `c` in [0, 1] to 0..=256.
+    #[inline(always)]
+    fn of(c: [f32; 3]) -> Lit {
+        let f = |x: f32| (x.clamp(0.0, 1.0) * 256.0 + 0.5) as u32;
+        Lit { rb: f(c[0]) | (f(c[2]) << 16), ga: f(c[1]) }
+    }
+}
+
+/// Fractional bits of the texel coordinates and bilinear weights (as GPUs, the 2x2 footprint is
+/// blended in fixed point).
+const WEIGHT_BITS: u32 = 7;
+
+/// The mip levels at four points `kc` of a span (clamped to its last pixel): the peer's LOD (log2
+/// of the larger texel-footprint axis, nearest level).
+#[inline(always)]
+fn levels_at(s: &Span, d: &Span, lp: &LodPlanes, top: f32, kc: [f32; 4], last: f32, lv: &mut [i32; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 register arithmetic (x86-64 baseline), one unaligned 4-lane load of `kc` and
+    // one store into `lv`.
+    unsafe {
+        use std::arch::x86_64::*;
+        let set = _mm_set1_ps;
+        let kc = _mm_min_ps(_mm_loadu_ps(kc.as_ptr()), set(last));
+        let lin = |a: f32, da: f32| _mm_add_ps(set(a), _mm_mul_ps(set(da), kc));
+        let r = _mm_div_ps(set(1.0), lin(s.q, d.q));
+        let uu = _mm_mul_ps(lin(s.uq, d.uq), r);
+        let vv = _mm_mul_ps(lin(s.vq, d.vq), r);
+        let grad = |p: f32, a: __m128, pq: f32, t: f32| {
+            _mm_mul_ps(_mm_mul_ps(_mm_sub_ps(set(p), _mm_mul_ps(a, set(pq))), r), set(t))
+        };
+        let (dudx, dvdx) = (grad(lp.pu.0, uu, lp.pq.0, lp.tw), grad(lp.pv.0, vv, lp.pq.0, lp.th));
+        let (dudy, dvdy) = (grad(lp.pu.1, uu, lp.pq.1, lp.tw), grad(lp.pv.1, vv, lp.pq.1, lp.th));
+        let sq = |a: __m128, b: __m128| _mm_add_ps(_mm_mul_ps(a, a), _mm_mul_ps(b, b));
+        let rho2 = _mm_max_ps(sq(dudx, dvdx), sq(dudy, dvdy));
+        // fast_log2: the float's bits as a number, scaled; -126 for rho2 <= 0.
+        let bits = _mm_cvtepi32_ps(_mm_castps_si128(rho2));
+        let l2 = _mm_sub_ps(_mm_mul_ps(bits, set(1.0 / (1u32 << 23) as f32)), set(127.0));
+        let pos = _mm_cmpgt_ps(rho2, _mm_setzero_ps());
+        let l2 = _mm_or_ps(_mm_and_ps(pos, l2), _mm_andnot_ps(pos, set(-126.0)));
+        let lod = _mm_add_ps(_mm_mul_ps(set(0.5), l2), set(0.5));
+        let lod = _mm_min_ps(_mm_max_ps(lod, _mm_setzero_ps()), set(top));
+        _mm_storeu_si128(lv.as_mut_ptr() as *mut __m128i, _mm_cvttps_epi32(lod));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    levels_at_scalar(s, d, lp, top, kc, last, lv);
+}
+
+/// [`levels_at`] without SIMD (other targets; the SIMD path is tested against it).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn levels_at_scalar(s: &Span, d: &Span, lp: &LodPlanes, top: f32, kc: [f32; 4], last: f32, lv: &mut [i32; 4]) {
+    for (l, kc) in lv.iter_mut().zip(kc) {
+        let kc = kc.min(last);
+        let r = 1.0 / (s.q + d.q * kc);
+        let (uu, vv) = ((s.uq + d.uq * kc) * r, (s.vq + d.vq * kc) * r);
+        let dudx = (lp.pu.0 - uu * lp.pq.0) * r * lp.tw;
+        let dvdx = (lp.pv.0 - vv * lp.pq.0) * r * lp.th;
+        let dudy = (lp.pu.1 - uu * lp.pq.1) * r * lp.tw;
+        let dvdy = (lp.pv.1 - vv * lp.pq.1) * r * lp.th;
+        let rho2 = (dudx * dudx + dvdx * dvdx).max(dudy * dudy + dvdy * dvdy);
+        let lod = 0.5 * fast_log2(rho2) + 0.5;
+        *l = lod.max(0.0).min(top) as i32;
+    }
+}
+
+/// One chunk of bilinear-textured pixels (lanes `k0 .. k0 + 16` of the span; group `g` in mip
+/// level `levels[g]`; only the first `groups` groups), in two passes so that the texel fetches of
+/// the four groups overlap: AVX2 where the CPU has it, else SSE2, else scalar. Addressing, per group: depth test; 1/w, u and v; texel coordinates
+/// in 25.7 fixed point (wrapped: level sizes are powers of two). Blending: the 2x2 footprint with
+/// 7-bit weights in 16-bit lanes (red/blue and green/alpha of four pixels per register), times
+/// the light (Gouraud when `lit` is `None`).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn shade_chunk(
+    levels: &[&Level; GROUPS],
+    groups: usize,
+    s: &Span,
+    d: &Span,
+    k0: f32,
+    lit: Option<Lit>,
+    far_q: f32,
+    dp: &mut [f32; CHUNK],
+    cp: &mut [u32; CHUNK],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        unsafe { shade_chunk_avx2(levels, groups, s, d, k0, lit, far_q, dp, cp) };
+    } else {
+        shade_chunk_sse2(levels, groups, s, d, k0, lit, far_q, dp, cp);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    shade_chunk_scalar(levels, groups, s, d, k0, lit, far_q, dp, cp);
+}
+
+/// [`shade_chunk`] four pixels (one group) per register: SSE2, the x86-64 baseline.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn shade_chunk_sse2(
+    levels: &[&Level; GROUPS],
+    groups: usize,
+    s: &Span,
+    d: &Span,
+    k0: f32,
+    lit: Option<Lit>,
+    far_q: f32,
+    dp: &mut [f32; CHUNK],
+    cp: &mut [u32; CHUNK],
+) {
+    // SAFETY: SSE2 arithmetic (x86-64 baseline); unaligned 4-lane loads/stores at offsets 4g
+    // (g < GROUPS) of `dp`, `cp` (CHUNK = 4 * GROUPS elements) and at 8g, 8g + 4 of `idx`
+    // (2 * CHUNK); 64-bit texel-pair loads at `idx`, which are in bounds of the group's level:
+    // x0 < w and y < h, so `(y << shift) + y + x0 + 1 < h * (w + 1)` = `rgba.len()`.
+    unsafe {
+        use std::arch::x86_64::*;
+        let set = _mm_set1_ps;
+        let one = (1u32 << WEIGHT_BITS) as f32;
+        let frac = _mm_set1_epi32((1 << WEIGHT_BITS) - 1);
+        let mut pass = [_mm_setzero_ps(); GROUPS];
+        let mut zs = [_mm_setzero_ps(); GROUPS];
+        let mut weights = [(_mm_setzero_si128(), _mm_setzero_si128()); GROUPS];
+        let mut lits = [(_mm_setzero_si128(), _mm_setzero_si128()); GROUPS];
+        let mut idx = [0u32; 2 * CHUNK];
+        let mut live = 0u32;
+        for g in 0..groups {
+            let kf = _mm_add_ps(set(k0 + (g * GROUP) as f32), _mm_setr_ps(0.0, 1.0, 2.0, 3.0));
+            let lin = |a: f32, da: f32| _mm_add_ps(set(a), _mm_mul_ps(set(da), kf));
+            let q = lin(s.q, d.q);
+            let near = _mm_cmpge_ps(q, set(far_q));
+            let z = _mm_or_ps(_mm_and_ps(near, lin(s.z, d.z)), _mm_andnot_ps(near, set(f32::NEG_INFINITY)));
+            let p = _mm_cmpgt_ps(z, _mm_loadu_ps(dp.as_ptr().add(g * GROUP)));
+            if _mm_movemask_ps(p) == 0 {
                 continue;
             }
-            let tx = &t.levels[lv[k] as usize].rgba;
-            let texels = [tx[i00[k] as usize], tx[i01[k] as usize], tx[i10[k] as usize], tx[i11[k] as usize]];
-            let lit = match flat {
-                Some(c) => c,
+            live |= 1 << g;
+            (pass[g], zs[g]) = (p, z);
+            let l = levels[g];
+            let r = _mm_div_ps(set(1.0), q);
+            let x = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(lin(s.uq, d.uq), r), set(l.w as f32 * one)), set(one / 2.0));
+            let y = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(lin(s.vq, d.vq), r), set(l.h as f32 * one)), set(one / 2.0));
+            // floor: truncate, then subtract 1 (add the all-ones mask) where that rounded up.
+            let floor = |v: __m128| {
+                let t = _mm_cvttps_epi32(v);
+                _mm_add_epi32(t, _mm_castps_si128(_mm_cmpgt_ps(_mm_cvtepi32_ps(t), v)))
+            };
+            let (xi, yi) = (floor(x), floor(y));
+            let (fx, fy) = (_mm_and_si128(xi, frac), _mm_and_si128(yi, frac));
+            weights[g] = (_mm_or_si128(fx, _mm_slli_epi32(fx, 16)), _mm_or_si128(fy, _mm_slli_epi32(fy, 16)));
+            let (tx, ty) = (_mm_srai_epi32(xi, WEIGHT_BITS as i32), _mm_srai_epi32(yi, WEIGHT_BITS as i32));
+            let mh = _mm_set1_epi32(l.h as i32 - 1);
+            let x0 = _mm_and_si128(tx, _mm_set1_epi32(l.w as i32 - 1));
+            let row = |y: __m128i| {
+                let y = _mm_and_si128(y, mh);
+                _mm_add_epi32(_mm_add_epi32(_mm_sll_epi32(y, _mm_cvtsi32_si128(l.shift as i32)), y), x0)
+            };
+            let at = idx.as_mut_ptr().add(2 * g * GROUP) as *mut __m128i;
+            _mm_storeu_si128(at, row(ty));
+            _mm_storeu_si128(at.add(1), row(_mm_add_epi32(ty, _mm_set1_epi32(1))));
+            lits[g] = match lit {
+                Some(l) => (_mm_set1_epi32(l.rb as i32), _mm_set1_epi32(l.ga as i32)),
                 None => {
-                    let c = |j: usize| (s.cq[j] + d.cq[j] * k as f32) * iq[k];
-                    [c(0), c(1), c(2), 0.0]
+                    let c = |j: usize| {
+                        let v = _mm_mul_ps(lin(s.cq[j], d.cq[j]), r);
+                        let v = _mm_min_ps(_mm_max_ps(v, _mm_setzero_ps()), set(1.0));
+                        _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(v, set(256.0)), set(0.5)))
+                    };
+                    (_mm_or_si128(c(0), _mm_slli_epi32(c(2), 16)), c(1))
                 }
             };
-            *dp = z[k];
-            *out = bilerp_lit(texels, fx[k], fy[k], &lit);
         }
-        s.advance(d, n as f32);
+        let bytes = _mm_set1_epi32(0x00ff_00ff);
+        let rb = |v: __m128i| _mm_and_si128(v, bytes);
+        let ga = |v: __m128i| _mm_and_si128(_mm_srli_epi32(v, 8), bytes);
+        let lerp = |a: __m128i, b: __m128i, w: __m128i| {
+            _mm_add_epi16(a, _mm_srai_epi16(_mm_mullo_epi16(_mm_sub_epi16(b, a), w), WEIGHT_BITS as i32))
+        };
+        let light =
+            |v: __m128i, l: __m128i| _mm_srli_epi16(_mm_add_epi16(_mm_mullo_epi16(v, l), _mm_set1_epi16(128)), 8);
+        for g in 0..groups {
+            if live & (1 << g) == 0 {
+                continue;
+            }
+            let px = levels[g].rgba.as_ptr();
+            let pair = |i: u32| _mm_loadl_epi64(px.add(i as usize) as *const __m128i);
+            // Four (left, right) texel pairs to a register of lefts and one of rights.
+            let split = |a: usize| {
+                let lo = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(idx[a]), pair(idx[a + 1])));
+                let hi = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(idx[a + 2]), pair(idx[a + 3])));
+                (
+                    _mm_castps_si128(_mm_shuffle_ps(lo, hi, 0b10_00_10_00)),
+                    _mm_castps_si128(_mm_shuffle_ps(lo, hi, 0b11_01_11_01)),
+                )
+            };
+            let ((t00, t01), (t10, t11)) = (split(2 * g * GROUP), split(2 * g * GROUP + GROUP));
+            let (wx, wy) = weights[g];
+            let mix_rb = lerp(lerp(rb(t00), rb(t01), wx), lerp(rb(t10), rb(t11), wx), wy);
+            let mix_ga = lerp(lerp(ga(t00), ga(t01), wx), lerp(ga(t10), ga(t11), wx), wy);
+            let (lit_rb, lit_ga) = lits[g];
+            let out = _mm_or_si128(light(mix_rb, lit_rb), _mm_slli_epi32(light(mix_ga, lit_ga), 8));
+            let (c, z) = (cp.as_mut_ptr().add(g * GROUP) as *mut __m128i, dp.as_mut_ptr().add(g * GROUP));
+            // Fully covered groups need not read the buffers back (which also avoids stalls when
+            // the colour, depth and texel addresses alias modulo 4 KiB).
+            let (p, pi) = (pass[g], _mm_castps_si128(pass[g]));
+            if _mm_movemask_ps(p) == 0xf {
+                _mm_storeu_si128(c, out);
+                _mm_storeu_ps(z, zs[g]);
+            } else {
+                _mm_storeu_si128(c, _mm_or_si128(_mm_and_si128(pi, out), _mm_andnot_si128(pi, _mm_loadu_si128(c))));
+                _mm_storeu_ps(z, _mm_or_ps(_mm_and_ps(p, zs[g]), _mm_andnot_ps(p, _mm_loadu_ps(z))));
+            }
+        }
     }
 }
 
-/// Per-lane values of one chunk: 1/w, u and v (in repeats), the mip level, then the texel
-/// indices of the 2x2 bilinear footprint (wrapped: level sizes are powers of two) and the weights.
-#[derive(Debug, Default)]
-struct Lanes {
-    /// Depth key, or -inf where the pixel is beyond the far plane (it then fails the depth test).
-    z: [f32; CHUNK],
-    iq: [f32; CHUNK],
-    uu: [f32; CHUNK],
-    vv: [f32; CHUNK],
-    lv: [i32; CHUNK],
-    i00: [u32; CHUNK],
-    i01: [u32; CHUNK],
-    i10: [u32; CHUNK],
-    i11: [u32; CHUNK],
-    fx: [f32; CHUNK],
-    fy: [f32; CHUNK],
+/// [`shade_chunk`] eight pixels (two groups) per register, for AVX2 machines. Same arithmetic,
+/// same results bit for bit (tested against [`shade_chunk_scalar`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn shade_chunk_avx2(
+    levels: &[&Level; GROUPS],
+    groups: usize,
+    s: &Span,
+    d: &Span,
+    k0: f32,
+    lit: Option<Lit>,
+    far_q: f32,
+    dp: &mut [f32; CHUNK],
+    cp: &mut [u32; CHUNK],
+) {
+    // SAFETY: unaligned 8-lane loads/stores at offsets 8p (p < PAIRS) of `dp` and `cp` (CHUNK =
+    // 8 * PAIRS elements), 4-lane stores at offsets 4g of `idx` (2 * CHUNK), and 64-bit texel-pair
+    // loads at `idx`, in bounds of the group's level as in `shade_chunk`.
+    unsafe {
+        use std::arch::x86_64::*;
+        const PAIRS: usize = GROUPS / 2;
+        let set = _mm256_set1_ps;
+        let one = (1u32 << WEIGHT_BITS) as f32;
+        let frac = _mm256_set1_epi32((1 << WEIGHT_BITS) - 1);
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let mut pass = [_mm256_setzero_ps(); PAIRS];
+        let mut zs = [_mm256_setzero_ps(); PAIRS];
+        let mut weights = [(_mm256_setzero_si256(), _mm256_setzero_si256()); PAIRS];
+        let mut lits = [(_mm256_setzero_si256(), _mm256_setzero_si256()); PAIRS];
+        let mut idx = [0u32; 2 * CHUNK];
+        let mut live = 0u32;
+        // Per-lane level parameters: group 2p in the low half, 2p + 1 in the high half.
+        let per = |p: usize, f: &dyn Fn(&Level) -> i32| {
+            _mm256_setr_m128i(_mm_set1_epi32(f(levels[2 * p])), _mm_set1_epi32(f(levels[2 * p + 1])))
+        };
+        for p in 0..groups.div_ceil(2) {
+            let kf =
+                _mm256_add_ps(set(k0 + (p * 2 * GROUP) as f32), _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0));
+            let lin = |a: f32, da: f32| _mm256_add_ps(set(a), _mm256_mul_ps(set(da), kf));
+            let q = lin(s.q, d.q);
+            let near = _mm256_cmp_ps::<_CMP_GE_OS>(q, set(far_q));
+            let z = _mm256_blendv_ps(set(f32::NEG_INFINITY), lin(s.z, d.z), near);
+            let in_chunk = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+                _mm256_set1_epi32((groups * GROUP) as i32 - (p * 2 * GROUP) as i32),
+                lane,
+            ));
+            let ps = _mm256_and_ps(
+                in_chunk,
+                _mm256_cmp_ps::<_CMP_GT_OS>(z, _mm256_loadu_ps(dp.as_ptr().add(p * 2 * GROUP))),
+            );
+            if _mm256_movemask_ps(ps) == 0 {
+                continue;
+            }
+            live |= 1 << p;
+            (pass[p], zs[p]) = (ps, z);
+            let r = _mm256_div_ps(set(1.0), q);
+            let lw = _mm256_cvtepi32_ps(per(p, &|l| l.w as i32));
+            let lh = _mm256_cvtepi32_ps(per(p, &|l| l.h as i32));
+            let x = _mm256_sub_ps(
+                _mm256_mul_ps(_mm256_mul_ps(lin(s.uq, d.uq), r), _mm256_mul_ps(lw, set(one))),
+                set(one / 2.0),
+            );
+            let y = _mm256_sub_ps(
+                _mm256_mul_ps(_mm256_mul_ps(lin(s.vq, d.vq), r), _mm256_mul_ps(lh, set(one))),
+                set(one / 2.0),
+            );
+            let floor = |v: __m256| {
+                let t = _mm256_cvttps_epi32(v);
+                _mm256_add_epi32(t, _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OS>(_mm256_cvtepi32_ps(t), v)))
+            };
+            let (xi, yi) = (floor(x), floor(y));
+            let (fx, fy) = (_mm256_and_si256(xi, frac), _mm256_and_si256(yi, frac));
+            weights[p] =
+                (_mm256_or_si256(fx, _mm256_slli_epi32(fx, 16)), _mm256_or_si256(fy, _mm256_slli_epi32(fy, 16)));
+            let (tx, ty) = (_mm256_srai_epi32(xi, WEIGHT_BITS as i32), _mm256_srai_epi32(yi, WEIGHT_BITS as i32));
+            let mh = per(p, &|l| l.h as i32 - 1);
+            let shift = per(p, &|l| l.shift as i32);
+            let x0 = _mm256_and_si256(tx, per(p, &|l| l.w as i32 - 1));
+            let row = |y: __m256i| {
+                let y = _mm256_and_si256(y, mh);
+                _mm256_add_epi32(_mm256_add_epi32(_mm256_sllv_epi32(y, shift), y), x0)
+            };
+            // Layout as the SSE2 path: per group, 4 top-row then 4 bottom-row indices.
+            let (top, bot) = (row(ty), row(_mm256_add_epi32(ty, _mm256_set1_epi32(1))));
+            let at = idx.as_mut_ptr().add(4 * p * GROUP);
+            _mm_storeu_si128(at as *mut __m128i, _mm256_castsi256_si128(top));
+            _mm_storeu_si128(at.add(GROUP) as *mut __m128i, _mm256_castsi256_si128(bot));
+            _mm_storeu_si128(at.add(2 * GROUP) as *mut __m128i, _mm256_extracti128_si256::<1>(top));
+            _mm_storeu_si128(at.add(3 * GROUP) as *mut __m128i, _mm256_extracti128_si256::<1>(bot));
+            lits[p] = match lit {
+                Some(l) => (_mm256_set1_epi32(l.rb as i32), _mm256_set1_epi32(l.ga as i32)),
+                None => {
+                    let c = |j: usize| {
+                        let v = _mm256_mul_ps(lin(s.cq[j], d.cq[j]), r);
+                        let v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), set(1.0));
+                        _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(v, set(256.0)), set(0.5)))
+                    };
+                    (_mm256_or_si256(c(0), _mm256_slli_epi32(c(2), 16)), c(1))
+                }
+            };
+        }
+        let bytes = _mm256_set1_epi32(0x00ff_00ff);
+        let rb = |v: __m256i| _mm256_and_si256(v, bytes);
+        let ga = |v: __m256i| _mm256_and_si256(_mm256_srli_epi32(v, 8), bytes);
+        let lerp = |a: __m256i, b: __m256i, w: __m256i| {
+            _mm256_add_epi16(a, _mm256_srai_epi16(_mm256_mullo_epi16(_mm256_sub_epi16(b, a), w), WEIGHT_BITS as i32))
+        };
+        let light = |v: __m256i, l: __m256i| {
+            _mm256_srli_epi16(_mm256_add_epi16(_mm256_mullo_epi16(v, l), _mm256_set1_epi16(128)), 8)
+        };
+        for p in 0..groups.div_ceil(2) {
+            if live & (1 << p) == 0 {
+                continue;
+            }
+            // Four (left, right) texel pairs of one group to a register of lefts and one of rights.
+            let split = |g: usize, a: usize| {
+                let px = levels[g].rgba.as_ptr();
+                let pair = |i: u32| _mm_loadl_epi64(px.add(i as usize) as *const __m128i);
+                let lo = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(idx[a]), pair(idx[a + 1])));
+                let hi = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(idx[a + 2]), pair(idx[a + 3])));
+                (
+                    _mm_castps_si128(_mm_shuffle_ps(lo, hi, 0b10_00_10_00)),
+                    _mm_castps_si128(_mm_shuffle_ps(lo, hi, 0b11_01_11_01)),
+                )
+            };
+            let (g0, g1) = (2 * p, 2 * p + 1);
+            let ((a00, a01), (a10, a11)) = (split(g0, 2 * g0 * GROUP), split(g0, 2 * g0 * GROUP + GROUP));
+            let ((b00, b01), (b10, b11)) = (split(g1, 2 * g1 * GROUP), split(g1, 2 * g1 * GROUP + GROUP));
+            let (t00, t01) = (_mm256_setr_m128i(a00, b00), _mm256_setr_m128i(a01, b01));
+            let (t10, t11) = (_mm256_setr_m128i(a10, b10), _mm256_setr_m128i(a11, b11));
+            let (wx, wy) = weights[p];
+            let mix_rb = lerp(lerp(rb(t00), rb(t01), wx), lerp(rb(t10), rb(t11), wx), wy);
+            let mix_ga = lerp(lerp(ga(t00), ga(t01), wx), lerp(ga(t10), ga(t11), wx), wy);
+            let (lit_rb, lit_ga) = lits[p];
+            let out = _mm256_or_si256(light(mix_rb, lit_rb), _mm256_slli_epi32(light(mix_ga, lit_ga), 8));
+            let (c, z) = (cp.as_mut_ptr().add(p * 2 * GROUP) as *mut __m256i, dp.as_mut_ptr().add(p * 2 * GROUP));
+            // Fully covered groups need not read the buffers back (which also avoids stalls when
+            // the colour, depth and texel addresses alias modulo 4 KiB).
+            let ps = pass[p];
+            if _mm256_movemask_ps(ps) == 0xff {
+                _mm256_storeu_si256(c, out);
+                _mm256_storeu_ps(z, zs[p]);
+            } else {
+                _mm256_storeu_si256(c, _mm256_blendv_epi8(_mm256_loadu_si256(c), out, _mm256_castps_si256(ps)));
+                _mm256_storeu_ps(z, _mm256_blendv_ps(_mm256_loadu_ps(z), zs[p], ps));
+            }
+        }
+    }
 }
 
-impl Lanes {
-    /// 1/w, u, v and the mip level (the peer's LOD: log2 of the larger texel-footprint axis,
-    /// nearest level) of every lane.
-    #[inline(always)]
-    fn setup(&mut self, s: &Span, d: &Span, lp: &LodPlanes, top: f32, far_q: f32) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: SSE2 register arithmetic (x86-64 baseline); the unaligned stores write 4 lanes
-        // at offsets 0, 4, 8, 12 of arrays of CHUNK = 16 elements.
-        unsafe {
-            use std::arch::x86_64::*;
-            let set = _mm_set1_ps;
-            let (tw, th) = (set(lp.tw), set(lp.th));
-            for k0 in (0..CHUNK).step_by(4) {
-                let kf = _mm_add_ps(set(k0 as f32), _mm_setr_ps(0.0, 1.0, 2.0, 3.0));
-                let lin = |a: f32, da: f32| _mm_add_ps(set(a), _mm_mul_ps(set(da), kf));
-                let q = lin(s.q, d.q);
-                let near = _mm_cmpge_ps(q, set(far_q));
-                let z = _mm_or_ps(_mm_and_ps(near, lin(s.z, d.z)), _mm_andnot_ps(near, set(f32::NEG_INFINITY)));
-                _mm_storeu_ps(self.z.as_mut_ptr().add(k0), z);
-                let r = _mm_div_ps(set(1.0), q);
-                let uu = _mm_mul_ps(lin(s.uq, d.uq), r);
-                let vv = _mm_mul_ps(lin(s.vq, d.vq), r);
-                let grad = |p: f32, a: __m128, pq: f32, t: __m128| {
-                    _mm_mul_ps(_mm_mul_ps(_mm_sub_ps(set(p), _mm_mul_ps(a, set(pq))), r), t)
-                };
-                let (dudx, dvdx) = (grad(lp.pu.0, uu, lp.pq.0, tw), grad(lp.pv.0, vv, lp.pq.0, th));
-                let (dudy, dvdy) = (grad(lp.pu.1, uu, lp.pq.1, tw), grad(lp.pv.1, vv, lp.pq.1, th));
-                let sq = |a: __m128, b: __m128| _mm_add_ps(_mm_mul_ps(a, a), _mm_mul_ps(b, b));
-                let rho2 = _mm_max_ps(sq(dudx, dvdx), sq(dudy, dvdy));
-                // fast_log2: the float's bits as a number, scaled; -126 for rho2 <= 0.
-                let bits = _mm_cvtepi32_ps(_mm_castps_si128(rho2));
-                let l2 = _mm_sub_ps(_mm_mul_ps(bits, set(1.0 / (1u32 << 23) as f32)), set(127.0));
-                let pos = _mm_cmpgt_ps(rho2, _mm_setzero_ps());
-                let l2 = _mm_or_ps(_mm_and_ps(pos, l2), _mm_andnot_ps(pos, set(-126.0)));
-                let lod = _mm_add_ps(_mm_mul_ps(set(0.5), l2), set(0.5));
-                let lod = _mm_min_ps(_mm_max_ps(lod, _mm_setzero_ps()), set(top));
-                _mm_storeu_ps(self.iq.as_mut_ptr().add(k0), r);
-                _mm_storeu_ps(self.uu.as_mut_ptr().add(k0), uu);
-                _mm_storeu_ps(self.vv.as_mut_ptr().add(k0), vv);
-                _mm_storeu_si128(self.lv.as_mut_ptr().add(k0) as *mut __m128i, _mm_cvttps_epi32(lod));
-            }
+/// [`shade_chunk`] one pixel at a time (other targets; the SIMD path is tested against it).
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn shade_chunk_scalar(
+    levels: &[&Level; GROUPS],
+    groups: usize,
+    s: &Span,
+    d: &Span,
+    k0: f32,
+    lit: Option<Lit>,
+    far_q: f32,
+    dp: &mut [f32; CHUNK],
+    cp: &mut [u32; CHUNK],
+) {
+    // `cvttps2dq`: truncation, i32::MIN when out of range or NaN.
+    let cvtt = |x: f32| if (-2_147_483_648.0..2_147_483_648.0).contains(&x) { x as i32 } else { i32::MIN };
+    let floor = |x: f32| {
+        let t = cvtt(x);
+        if t as f32 > x { t.wrapping_sub(1) } else { t }
+    };
+    let one = (1u32 << WEIGHT_BITS) as f32;
+    let frac = (1i32 << WEIGHT_BITS) - 1;
+    for k in 0..groups * GROUP {
+        let level = levels[k / GROUP];
+        let kf = k0 + (k / GROUP * GROUP) as f32 + (k % GROUP) as f32;
+        let z = lane_z(s, d, kf, far_q);
+        // The depth test, failing for NaN as `cmpgt` does.
+        if z.partial_cmp(&dp[k]) != Some(std::cmp::Ordering::Greater) {
+            continue;
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        self.setup_scalar(s, d, lp, top, far_q);
-    }
-
-    /// [`Lanes::setup`] without SIMD (other targets; the SIMD path is tested against it).
-    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-    fn setup_scalar(&mut self, s: &Span, d: &Span, lp: &LodPlanes, top: f32, far_q: f32) {
-        for k in 0..CHUNK {
-            let kf = k as f32;
-            let q = s.q + d.q * kf;
-            self.z[k] = if q >= far_q { s.z + d.z * kf } else { f32::NEG_INFINITY };
-            let r = 1.0 / q;
-            let (uu, vv) = ((s.uq + d.uq * kf) * r, (s.vq + d.vq * kf) * r);
-            let dudx = (lp.pu.0 - uu * lp.pq.0) * r * lp.tw;
-            let dvdx = (lp.pv.0 - vv * lp.pq.0) * r * lp.th;
-            let dudy = (lp.pu.1 - uu * lp.pq.1) * r * lp.tw;
-            let dvdy = (lp.pv.1 - vv * lp.pq.1) * r * lp.th;
-            let rho2 = (dudx * dudx + dvdx * dvdx).max(dudy * dudy + dvdy * dvdy);
-            let lod = 0.5 * fast_log2(rho2) + 0.5;
-            self.iq[k] = r;
-            self.uu[k] = uu;
-            self.vv[k] = vv;
-            self.lv[k] = lod.max(0.0).min(top) as i32;
+        let r = 1.0 / (s.q + d.q * kf);
+        let xi = floor((s.uq + d.uq * kf) * r * (level.w as f32 * one) - one / 2.0);
+        let yi = floor((s.vq + d.vq * kf) * r * (level.h as f32 * one) - one / 2.0);
+        let (wx, wy) = (xi & frac, yi & frac);
+        let (tx, ty) = (xi >> WEIGHT_BITS, yi >> WEIGHT_BITS);
+        let x0 = (tx & (level.w as i32 - 1)) as usize;
+        let row = |y: i32| {
+            let y = (y & (level.h as i32 - 1)) as usize;
+            (y << level.shift) + y
+        };
+        let (top, bot) = (row(ty) + x0, row(ty.wrapping_add(1)) + x0);
+        let t = [level.rgba[top], level.rgba[top + 1], level.rgba[bot], level.rgba[bot + 1]];
+        let l = lit.unwrap_or_else(|| Lit::of([0, 1, 2].map(|c| (s.cq[c] + d.cq[c] * kf) * r)));
+        let lerp = |a: i32, b: i32, w: i32| a + (((b - a) * w) >> WEIGHT_BITS);
+        let mut out = 0u32;
+        for (c, shift) in [0u32, 8, 16].into_iter().enumerate() {
+            let ch = |v: u32| ((v >> shift) & 0xff) as i32;
+            let mix = lerp(lerp(ch(t[0]), ch(t[1]), wx), lerp(ch(t[2]), ch(t[3]), wx), wy) as u32;
+            let lc = [l.rb & 0xffff, l.ga & 0xffff, l.rb >> 16][c];
+            out |= ((mix * lc + 128) >> 8) << shift;
         }
-    }
-
-    /// Footprint indices and weights of every lane, all in level `l`.
-    #[inline(always)]
-    fn coords(&mut self, l: &Level) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: SSE2 register arithmetic; unaligned loads/stores of 4 lanes at offsets 0, 4, 8,
-        // 12 of arrays of CHUNK = 16 elements.
-        unsafe {
-            use std::arch::x86_64::*;
-            let (lw, lh) = (_mm_set1_ps(l.w as f32), _mm_set1_ps(l.h as f32));
-            let (mw, mh) = (_mm_set1_epi32(l.w as i32 - 1), _mm_set1_epi32(l.h as i32 - 1));
-            let (one, half, shift) = (_mm_set1_epi32(1), _mm_set1_ps(0.5), _mm_cvtsi32_si128(l.shift as i32));
-            for k0 in (0..CHUNK).step_by(4) {
-                let x = _mm_sub_ps(_mm_mul_ps(_mm_loadu_ps(self.uu.as_ptr().add(k0)), lw), half);
-                let y = _mm_sub_ps(_mm_mul_ps(_mm_loadu_ps(self.vv.as_ptr().add(k0)), lh), half);
-                // floor: truncate, then subtract 1 (add the all-ones mask) where that rounded up.
-                let floor = |v: __m128| {
-                    let t = _mm_cvttps_epi32(v);
-                    _mm_add_epi32(t, _mm_castps_si128(_mm_cmpgt_ps(_mm_cvtepi32_ps(t), v)))
-                };
-                let (tx, ty) = (floor(x), floor(y));
-                _mm_storeu_ps(self.fx.as_mut_ptr().add(k0), _mm_sub_ps(x, _mm_cvtepi32_ps(tx)));
-                _mm_storeu_ps(self.fy.as_mut_ptr().add(k0), _mm_sub_ps(y, _mm_cvtepi32_ps(ty)));
-                let (x0, x1) = (_mm_and_si128(tx, mw), _mm_and_si128(_mm_add_epi32(tx, one), mw));
-                let r0 = _mm_sll_epi32(_mm_and_si128(ty, mh), shift);
-                let r1 = _mm_sll_epi32(_mm_and_si128(_mm_add_epi32(ty, one), mh), shift);
-                let st = |a: &mut [u32; CHUNK], v: __m128i| _mm_storeu_si128(a.as_mut_ptr().add(k0) as *mut __m128i, v);
-                st(&mut self.i00, _mm_or_si128(r0, x0));
-                st(&mut self.i01, _mm_or_si128(r0, x1));
-                st(&mut self.i10, _mm_or_si128(r1, x0));
-                st(&mut self.i11, _mm_or_si128(r1, x1));
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        self.coords_scalar(l);
-    }
-
-    /// [`Lanes::coords`] without SIMD.
-    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-    fn coords_scalar(&mut self, l: &Level) {
-        for k in 0..CHUNK {
-            self.coords_at(k, l);
-        }
-    }
-
-    /// [`Lanes::coords`] for one lane (chunks that straddle two mip levels).
-    #[inline(always)]
-    fn coords_at(&mut self, k: usize, l: &Level) {
-        let x = self.uu[k] * l.w as f32 - 0.5;
-        let y = self.vv[k] * l.h as f32 - 0.5;
-        let (tx, ty) = (x as i32, y as i32);
-        let (tx, ty) = (tx - ((tx as f32) > x) as i32, ty - ((ty as f32) > y) as i32);
-        self.fx[k] = x - tx as f32;
-        self.fy[k] = y - ty as f32;
-        let (mw, mh) = (l.w as u32 - 1, l.h as u32 - 1);
-        let (x0, x1) = (tx as u32 & mw, (tx as u32).wrapping_add(1) & mw);
-        let (r0, r1) = ((ty as u32 & mh) << l.shift, ((ty as u32).wrapping_add(1) & mh) << l.shift);
-        self.i00[k] = r0 | x0;
-        self.i01[k] = r0 | x1;
-        self.i10[k] = r1 | x0;
-        self.i11[k] = r1 | x1;
+        dp[k] = z;
+        cp[k] = out;
     }
 }
 
@@ -841,44 +1217,6 @@ impl Lanes {
 fn pack_rgb(c: [f32; 3]) -> u32 {
     let b = |x: f32| (x * 255.0 + 0.5) as u8 as u32;
     b(c[0]) | (b(c[1]) << 8) | (b(c[2]) << 16)
-}
-
-/// `lit * bilinear(texels, wx, wy)` as packed RGB8; texels (RGBA8) are (x0,y0), (x1,y0), (x0,y1),
-/// (x1,y1).
-#[inline(always)]
-fn bilerp_lit(t: [u32; 4], wx: f32, wy: f32, lit: &[f32; 4]) -> u32 {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE2 arithmetic (part of the x86-64 baseline) and one unaligned load of `lit`.
-    unsafe {
-        use std::arch::x86_64::*;
-        let zero = _mm_setzero_si128();
-        let ld =
-            |v: u32| _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(v as i32), zero), zero));
-        let (a, b, c, e) = (ld(t[0]), ld(t[1]), ld(t[2]), ld(t[3]));
-        let (wx, wy) = (_mm_set1_ps(wx), _mm_set1_ps(wy));
-        let top = _mm_add_ps(a, _mm_mul_ps(_mm_sub_ps(b, a), wx));
-        let bot = _mm_add_ps(c, _mm_mul_ps(_mm_sub_ps(e, c), wx));
-        let mix = _mm_add_ps(top, _mm_mul_ps(_mm_sub_ps(bot, top), wy));
-        let v = _mm_add_ps(_mm_mul_ps(mix, _mm_loadu_ps(lit.as_ptr())), _mm_set1_ps(0.5));
-        let i = _mm_cvttps_epi32(v);
-        let p = _mm_packus_epi16(_mm_packs_epi32(i, i), zero);
-        _mm_cvtsi128_si32(p) as u32 & 0x00ff_ffff
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    bilerp_lit_scalar(t, wx, wy, lit)
-}
-
-/// [`bilerp_lit`] without SIMD.
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-fn bilerp_lit_scalar(t: [u32; 4], wx: f32, wy: f32, lit: &[f32; 4]) -> u32 {
-    let ch = |v: u32, j: usize| ((v >> (8 * j)) & 0xff) as f32;
-    let mut out = 0u32;
-    for (j, l) in lit[..3].iter().enumerate() {
-        let top = ch(t[0], j) + (ch(t[1], j) - ch(t[0], j)) * wx;
-        let bot = ch(t[2], j) + (ch(t[3], j) - ch(t[2], j)) * wx;
-        out |= ((l * (top + (bot - top) * wy) + 0.5) as u8 as u32) << (8 * j);
-    }
-    out
 }
 
 /// The general per-pixel path: untextured triangles, nearest sampling, and chunks that span two
@@ -938,35 +1276,92 @@ mod tests {
         })
     }
 
+    fn lod_planes() -> impl Strategy<Value = LodPlanes> {
+        prop::array::uniform6(-2.0f32..2.0).prop_map(|g| LodPlanes {
+            pu: (g[0], g[1]),
+            pv: (g[2], g[3]),
+            pq: (g[4] * 1e-3, g[5] * 1e-3),
+            tw: 256.0,
+            th: 256.0,
+        })
+    }
+
+    /// A chunk's worth of inputs: texture levels per group, light, prior depth and colour.
+    #[allow(clippy::type_complexity)]
+    fn chunk_inputs() -> impl Strategy<Value = ([usize; GROUPS], usize, Option<[f32; 3]>, [f32; CHUNK], [u32; CHUNK])> {
+        (
+            prop::array::uniform4(0usize..9),
+            1usize..=GROUPS,
+            prop::option::of(prop::array::uniform3(0.0f32..1.0)),
+            prop::array::uniform16(prop_oneof![Just(0.0f32), 0.0f32..1.0, Just(f32::INFINITY)]),
+            prop::array::uniform16(0u32..0x0100_0000),
+        )
+    }
+
+    fn levels_of(tex: &'static Texture, lv: [usize; GROUPS]) -> [&'static Level; GROUPS] {
+        lv.map(|l| &tex.levels[l.min(tex.levels.len() - 1)])
+    }
+
     proptest! {
-        /// The SIMD lane setup and texel addressing agree with the scalar definitions.
+        /// The SIMD mip-level choice agrees with the scalar definition.
         #[test]
-        fn simd_lanes_match_scalar(s in span(), d in step(), g in prop::array::uniform6(-2.0f32..2.0), lvl in 0usize..9) {
-            let lp = LodPlanes { pu: (g[0], g[1]), pv: (g[2], g[3]), pq: (g[4] * 1e-3, g[5] * 1e-3), tw: 256.0, th: 256.0 };
-            let (mut a, mut b) = (Lanes::default(), Lanes::default());
-            a.setup(&s, &d, &lp, 8.0, 0.01);
-            b.setup_scalar(&s, &d, &lp, 8.0, 0.01);
-            prop_assert_eq!(a.z, b.z);
-            prop_assert_eq!(a.iq, b.iq);
-            prop_assert_eq!(a.uu, b.uu);
-            prop_assert_eq!(a.vv, b.vv);
-            prop_assert_eq!(a.lv, b.lv);
-            let tex = texture::get(TexName::BrickWall, 0);
-            let level = &tex.levels[lvl.min(tex.levels.len() - 1)];
-            a.coords(level);
-            b.coords_scalar(level);
-            prop_assert_eq!((a.i00, a.i01, a.i10, a.i11), (b.i00, b.i01, b.i10, b.i11));
-            prop_assert_eq!((a.fx, a.fy), (b.fx, b.fy));
+        fn simd_levels_match_scalar(s in span(), d in step(), lp in lod_planes(), k in prop::array::uniform4(0.0f32..300.0), last in 0.0f32..300.0) {
+            let (mut a, mut b) = ([0i32; 4], [0i32; 4]);
+            levels_at(&s, &d, &lp, 8.0, k, last, &mut a);
+            levels_at_scalar(&s, &d, &lp, 8.0, k, last, &mut b);
+            prop_assert_eq!(a, b);
         }
 
-        /// The SIMD bilinear blend equals the scalar one (within one level of rounding).
+        /// The SSE2 and AVX2 chunks (addressing, depth test, fixed-point blend, light) equal the
+        /// scalar one bit for bit.
         #[test]
-        fn simd_blend_matches_scalar(t in prop::array::uniform4(0u32..0x0100_0000), wx in 0.0f32..1.0, wy in 0.0f32..1.0, lit in prop::array::uniform3(0.0f32..1.0)) {
-            let lit = [lit[0], lit[1], lit[2], 0.0];
-            let (a, b) = (bilerp_lit(t, wx, wy, &lit), bilerp_lit_scalar(t, wx, wy, &lit));
-            for j in 0..3 {
-                let (x, y) = ((a >> (8 * j)) & 0xff, (b >> (8 * j)) & 0xff);
-                prop_assert!(x.abs_diff(y) <= 1, "channel {}: {} vs {}", j, x, y);
+        fn simd_chunk_matches_scalar(s in span(), d in step(), k0 in 0.0f32..200.0, (lv, groups, lit, dp, cp) in chunk_inputs()) {
+            let levels = levels_of(texture::get(TexName::BrickWall, 0), lv);
+            let lit = lit.map(Lit::of);
+            let (mut db, mut cb) = (dp, cp);
+            shade_chunk_scalar(&levels, groups, &s, &d, k0, lit, 0.01, &mut db, &mut cb);
+            // Lanes past `groups` and lanes that failed the depth test are untouched.
+            for k in 0..CHUNK {
+                if k >= groups * GROUP || db[k] == dp[k] {
+                    prop_assert_eq!(cb[k], cp[k]);
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                let (mut da, mut ca) = (dp, cp);
+                shade_chunk_sse2(&levels, groups, &s, &d, k0, lit, 0.01, &mut da, &mut ca);
+                prop_assert_eq!(da.map(f32::to_bits), db.map(f32::to_bits));
+                prop_assert_eq!(ca, cb);
+                if std::is_x86_feature_detected!("avx2") {
+                    let (mut da, mut ca) = (dp, cp);
+                    // SAFETY: the CPU has AVX2.
+                    unsafe { shade_chunk_avx2(&levels, groups, &s, &d, k0, lit, 0.01, &mut da, &mut ca) };
+                    prop_assert_eq!(da.map(f32::to_bits), db.map(f32::to_bits));
+                    prop_assert_eq!(ca, cb);
+                }
+            }
+        }
+
+        /// The fixed-point blend is the bilinear filter: each channel within 6 levels of the
+        /// float definition (`Level::bilinear` of the unquantised texels, times the light).
+        #[test]
+        fn chunk_blend_is_bilinear(s in span(), d in step(), lv in 0usize..9, lit in prop::array::uniform3(0.0f32..1.0)) {
+            let tex = texture::get(TexName::ConcreteTiles, 0);
+            let level = &tex.levels[lv.min(tex.levels.len() - 1)];
+            let (mut dp, mut cp) = ([f32::NEG_INFINITY; CHUNK], [0u32; CHUNK]);
+            shade_chunk(&[level; GROUPS], GROUPS, &s, &d, 0.0, Some(Lit::of(lit)), 0.01, &mut dp, &mut cp);
+            for (k, px) in cp.iter().enumerate() {
+                let kf = k as f32;
+                if s.q + d.q * kf < 0.01 {
+                    continue;
+                }
+                let r = 1.0 / (s.q + d.q * kf);
+                let want = level.bilinear((s.uq + d.uq * kf) * r, (s.vq + d.vq * kf) * r);
+                for c in 0..3 {
+                    let got = ((px >> (8 * c)) & 0xff) as f32;
+                    let exp = want[c] * lit[c] * 255.0;
+                    prop_assert!((got - exp).abs() <= 6.0, "pixel {} channel {}: {} vs {}", k, c, got, exp);
+                }
             }
         }
     }

@@ -66,9 +66,12 @@ impl TexName {
 pub struct Level {
     pub w: usize,
     pub h: usize,
-    /// log2(w): a texel's index is `(y << shift) | x`.
+    /// log2(w).
     pub shift: u32,
-    /// The texels as RGBA8 (the renderer's fast path: a quarter of the memory traffic).
+    /// The texels as RGBA8 (the renderer's fast path: a quarter of the memory traffic), rows of
+    /// `w + 1`: each row ends with a copy of its first texel, so a texel and its right neighbour
+    /// (wrapped) are always adjacent and one 64-bit load fetches both. Texel (x, y) is at
+    /// `(y << shift) + y + x`.
     pub rgba: Vec<u32>,
     pub texels: Vec<[f32; 4]>,
 }
@@ -76,7 +79,8 @@ pub struct Level {
 impl Level {
     fn new(w: usize, h: usize, texels: Vec<[f32; 4]>) -> Self {
         let b = |x: f32| (x * 255.0 + 0.5) as u8 as u32;
-        let rgba = texels.iter().map(|t| b(t[0]) | (b(t[1]) << 8) | (b(t[2]) << 16)).collect();
+        let px = |t: &[f32; 4]| b(t[0]) | (b(t[1]) << 8) | (b(t[2]) << 16);
+        let rgba = texels.chunks_exact(w).flat_map(|row| row.iter().chain(&row[..1]).map(px)).collect();
         Level { w, h, shift: w.trailing_zeros(), texels, rgba }
     }
 
