@@ -276,7 +276,8 @@ pub struct Renderer {
     h: usize,
     /// RGB8 packed little-endian (`r | g << 8 | b << 16`).
     color: Vec<u32>,
-    /// The depth buffer is `depth[depth_at..][..w * h]`.
+    /// The depth buffer is `depth[depth_at..][..w * h]` (both buffers have [`CHUNK`] pixels of
+    /// slack at the end).
     depth: Vec<f32>,
     depth_at: usize,
     dynamic: Vec<Tri>,
@@ -287,10 +288,11 @@ impl Renderer {
         if self.w != w || self.h != h {
             self.w = w;
             self.h = h;
-            self.color = vec![sky; w * h];
+            // A chunk of slack after the last pixel: spans are shaded in whole chunks.
+            self.color = vec![sky; w * h + CHUNK];
             // Place depth[i] half a page away from color[i] (mod 4 KiB): loads of one buffer then
             // never wait on stores to the other through 4K aliasing.
-            self.depth = vec![0.0; w * h + PAGE_F32];
+            self.depth = vec![0.0; w * h + PAGE_F32 + CHUNK];
             let gap = (self.depth.as_ptr() as usize).wrapping_sub(self.color.as_ptr() as usize) / 4;
             self.depth_at = (PAGE_F32 / 2).wrapping_sub(gap) % PAGE_F32;
         }
@@ -300,7 +302,7 @@ impl Renderer {
 
     /// The depth buffer (`w × h`, rows top-down).
     fn depth_mut(&mut self) -> &mut [f32] {
-        &mut self.depth[self.depth_at..self.depth_at + self.w * self.h]
+        &mut self.depth[self.depth_at..self.depth_at + self.w * self.h + CHUNK]
     }
 
     /// The agent's view, `width × height`, rows top-down.
@@ -577,15 +579,29 @@ impl Renderer {
                 cq: [0, 1, 2].map(|k| base_c[k] + pc[k].0 * dx0 + pc[k].1 * dy),
             };
             let d = Span { z: pz.0, q: pq.0, uq: pu.0, vq: pv.0, cq: [pc[0].0, pc[1].0, pc[2].0] };
-            let at = self.depth_at + row;
-            let (depth, color) = (&mut self.depth[at + xs..at + xe], &mut self.color[row + xs..row + xe]);
+            let (at, n) = (self.depth_at + row + xs, xe - xs);
             match (tex, flat) {
                 (Some(t), _) if bilinear => {
                     let lp = LodPlanes { pu, pv, pq, tw, th };
-                    bilinear_span(t, &lp, &s, &d, flat, far_q, depth, color)
+                    // Whole chunks: the buffers have a chunk of slack at the end.
+                    let ext = n.next_multiple_of(CHUNK);
+                    let (depth, color) = (&mut self.depth[at..at + ext], &mut self.color[row + xs..row + xs + ext]);
+                    bilinear_span(t, &lp, &s, &d, flat, far_q, n, depth, color)
                 }
-                (None, Some(c)) => flat_span(c, &s, &d, far_q, depth, color),
-                _ => pixel_chunk(tex, bilinear, &s, &d, flat, far_q, depth, color, |s| lod_at(s.q, s.uq, s.vq)),
+                (None, Some(c)) => {
+                    flat_span(c, &s, &d, far_q, &mut self.depth[at..at + n], &mut self.color[row + xs..row + xe])
+                }
+                _ => pixel_chunk(
+                    tex,
+                    bilinear,
+                    &s,
+                    &d,
+                    flat,
+                    far_q,
+                    &mut self.depth[at..at + n],
+                    &mut self.color[row + xs..row + xe],
+                    |s| lod_at(s.q, s.uq, s.vq),
+                ),
             }
         }
     }
@@ -685,8 +701,9 @@ struct LodPlanes {
     th: f32,
 }
 
-/// Bilinear-textured pixels of one span, a chunk of [`CHUNK`] pixels at a time (see
-/// [`shade_chunk`]). The mip level is chosen per group of 4 pixels, at the group's centre (a GPU
+/// Bilinear-textured pixels of one span of `n` pixels, a chunk of [`CHUNK`] pixels at a time (see
+/// [`shade_chunk`]). `depth` and `color` extend to the end of the span's last chunk (the pixels
+/// after the span are read and written back unchanged). The mip level is chosen per group of 4 pixels, at the group's centre (a GPU
 /// chooses it per 2x2 quad); when the first, last and two middle groups agree, the whole span
 /// uses that level (the texel footprint changes slowly and mostly monotonically along a span).
 #[allow(clippy::too_many_arguments)]
@@ -698,10 +715,10 @@ fn bilinear_span(
     d: &Span,
     flat: Option<[f32; 3]>,
     far_q: f32,
+    n: usize,
     depth: &mut [f32],
     color: &mut [u32],
 ) {
-    let n = depth.len().min(color.len());
     if n == 0 {
         return;
     }
@@ -714,63 +731,27 @@ fn bilinear_span(
     levels_at(s, d, lp, top, [0, ng / 3, 2 * ng / 3, ng - 1].map(centre), last, &mut lv);
     let uniform = lv.iter().all(|&l| l == lv[0]);
     let mut lv = [lv[0]; GROUPS];
-    let mut k = 0;
-    while k < n {
+    let (dc, _) = depth.as_chunks_mut::<CHUNK>();
+    let (cc, _) = color.as_chunks_mut::<CHUNK>();
+    for (c, (dp, cp)) in dc.iter_mut().zip(cc).take(n.div_ceil(CHUNK)).enumerate() {
+        let k = c * CHUNK;
         if !uniform {
             let g0 = k / GROUP;
             levels_at(s, d, lp, top, [g0, g0 + 1, g0 + 2, g0 + 3].map(centre), last, &mut lv);
         }
         let levels = lv.map(|l| &t.levels[l as usize]);
-        let m = (n - k).min(CHUNK);
-        let (dp, cp) = (&mut depth[k..k + m], &mut color[k..k + m]);
-        match (<&mut [f32; CHUNK]>::try_from(&mut *dp), <&mut [u32; CHUNK]>::try_from(&mut *cp)) {
-            (Ok(dn), Ok(cn)) => shade_chunk(&levels, GROUPS, s, d, k as f32, lit, far_q, dn, cn),
-            _ => {
-                // The span's last, shorter chunk: padded with +inf depth (those lanes fail the
-                // depth test) and copied back.
-                let (mut dn, mut cn) = ([f32::INFINITY; CHUNK], [0u32; CHUNK]);
-                dn[..m].copy_from_slice(dp);
-                cn[..m].copy_from_slice(cp);
-                shade_chunk(&levels, m.div_ceil(GROUP), s, d, k as f32, lit, far_q, &mut dn, &mut cn);
-                dp.copy_from_slice(&dn[..m]);
-                cp.copy_from_slice(&cn[..m]);
-            }
-        }
-        k += CHUNK;
+        shade_chunk(&levels, (n - k).min(CHUNK), s, d, k as f32, lit, far_q, dp, cp);
     }
 }
 
 /// Flat-coloured untextured pixels of one span (boxes): depth test and one colour.
 fn flat_span(c: [f32; 3], s: &Span, d: &Span, far_q: f32, depth: &mut [f32], color: &mut [u32]) {
     let c = pack_rgb(c);
-    for (g, (dp, cp)) in depth.chunks_mut(GROUP).zip(color.chunks_mut(GROUP)).enumerate() {
-        let k0 = (g * GROUP) as f32;
-        padded(dp, cp, |dp: &mut [f32; GROUP], cp: &mut [u32; GROUP]| {
-            for j in 0..GROUP {
-                let z = lane_z(s, d, k0 + j as f32, far_q);
-                if z > dp[j] {
-                    dp[j] = z;
-                    cp[j] = c;
-                }
-            }
-        });
-    }
-}
-
-/// Runs `f` on `N` depth and colour values; a span's last, shorter piece is padded with +inf
-/// depth (those lanes fail the depth test) and copied back.
-#[inline(always)]
-fn padded<const N: usize>(dp: &mut [f32], cp: &mut [u32], f: impl FnOnce(&mut [f32; N], &mut [u32; N])) {
-    match (<&mut [f32; N]>::try_from(&mut *dp), <&mut [u32; N]>::try_from(&mut *cp)) {
-        (Ok(dn), Ok(cn)) => f(dn, cn),
-        _ => {
-            let n = dp.len().min(N);
-            let (mut dn, mut cn) = ([f32::INFINITY; N], [0u32; N]);
-            dn[..n].copy_from_slice(&dp[..n]);
-            cn[..n].copy_from_slice(&cp[..n]);
-            f(&mut dn, &mut cn);
-            dp[..n].copy_from_slice(&dn[..n]);
-            cp[..n].copy_from_slice(&cn[..n]);
+    for (k, (dp, cp)) in depth.iter_mut().zip(color).enumerate() {
+        let z = lane_z(s, d, k as f32, far_q);
+        if z > *dp {
+            *dp = z;
+            *cp = c;
         }
     }
 }
@@ -855,7 +836,7 @@ fn levels_at_scalar(s: &Span, d: &Span, lp: &LodPlanes, top: f32, kc: [f32; 4], 
 }
 
 /// One chunk of bilinear-textured pixels (lanes `k0 .. k0 + 16` of the span; group `g` in mip
-/// level `levels[g]`; only the first `groups` groups), in two passes so that the texel fetches of
+/// level `levels[g]`; only the first `lanes` pixels), in two passes so that the texel fetches of
 /// the four groups overlap: AVX2 where the CPU has it, else SSE2, else scalar. Addressing, per group: depth test; 1/w, u and v; texel coordinates
 /// in 25.7 fixed point (wrapped: level sizes are powers of two). Blending: the 2x2 footprint with
 /// 7-bit weights in 16-bit lanes (red/blue and green/alpha of four pixels per register), times
@@ -864,7 +845,7 @@ fn levels_at_scalar(s: &Span, d: &Span, lp: &LodPlanes, top: f32, kc: [f32; 4], 
 #[inline(always)]
 fn shade_chunk(
     levels: &[&Level; GROUPS],
-    groups: usize,
+    lanes: usize,
     s: &Span,
     d: &Span,
     k0: f32,
@@ -876,12 +857,12 @@ fn shade_chunk(
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { shade_chunk_avx2(levels, groups, s, d, k0, lit, far_q, dp, cp) };
+        unsafe { shade_chunk_avx2(levels, lanes, s, d, k0, lit, far_q, dp, cp) };
     } else {
-        shade_chunk_sse2(levels, groups, s, d, k0, lit, far_q, dp, cp);
+        shade_chunk_sse2(levels, lanes, s, d, k0, lit, far_q, dp, cp);
     }
     #[cfg(not(target_arch = "x86_64"))]
-    shade_chunk_scalar(levels, groups, s, d, k0, lit, far_q, dp, cp);
+    shade_chunk_scalar(levels, lanes, s, d, k0, lit, far_q, dp, cp);
 }
 
 /// [`shade_chunk`] four pixels (one group) per register: SSE2, the x86-64 baseline.
@@ -890,7 +871,7 @@ fn shade_chunk(
 #[inline(always)]
 fn shade_chunk_sse2(
     levels: &[&Level; GROUPS],
-    groups: usize,
+    lanes: usize,
     s: &Span,
     d: &Span,
     k0: f32,
@@ -914,13 +895,15 @@ fn shade_chunk_sse2(
         let mut lits = [(_mm_setzero_si128(), _mm_setzero_si128()); GROUPS];
         let mut idx = [0u32; 2 * CHUNK];
         let mut live = 0u32;
+        let groups = lanes.div_ceil(GROUP).min(GROUPS);
         for g in 0..groups {
             let kf = _mm_add_ps(set(k0 + (g * GROUP) as f32), _mm_setr_ps(0.0, 1.0, 2.0, 3.0));
             let lin = |a: f32, da: f32| _mm_add_ps(set(a), _mm_mul_ps(set(da), kf));
             let q = lin(s.q, d.q);
             let near = _mm_cmpge_ps(q, set(far_q));
             let z = _mm_or_ps(_mm_and_ps(near, lin(s.z, d.z)), _mm_andnot_ps(near, set(f32::NEG_INFINITY)));
-            let p = _mm_cmpgt_ps(z, _mm_loadu_ps(dp.as_ptr().add(g * GROUP)));
+            let inside = _mm_cmpgt_epi32(_mm_set1_epi32(lanes as i32 - (g * GROUP) as i32), _mm_setr_epi32(0, 1, 2, 3));
+            let p = _mm_and_ps(_mm_castsi128_ps(inside), _mm_cmpgt_ps(z, _mm_loadu_ps(dp.as_ptr().add(g * GROUP))));
             if _mm_movemask_ps(p) == 0 {
                 continue;
             }
@@ -1012,7 +995,7 @@ fn shade_chunk_sse2(
 #[inline]
 fn shade_chunk_avx2(
     levels: &[&Level; GROUPS],
-    groups: usize,
+    lanes: usize,
     s: &Span,
     d: &Span,
     k0: f32,
@@ -1041,17 +1024,15 @@ fn shade_chunk_avx2(
         let per = |p: usize, f: &dyn Fn(&Level) -> i32| {
             _mm256_setr_m128i(_mm_set1_epi32(f(levels[2 * p])), _mm_set1_epi32(f(levels[2 * p + 1])))
         };
-        for p in 0..groups.div_ceil(2) {
+        for p in 0..lanes.div_ceil(2 * GROUP).min(PAIRS) {
             let kf =
                 _mm256_add_ps(set(k0 + (p * 2 * GROUP) as f32), _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0));
             let lin = |a: f32, da: f32| _mm256_add_ps(set(a), _mm256_mul_ps(set(da), kf));
             let q = lin(s.q, d.q);
             let near = _mm256_cmp_ps::<_CMP_GE_OS>(q, set(far_q));
             let z = _mm256_blendv_ps(set(f32::NEG_INFINITY), lin(s.z, d.z), near);
-            let in_chunk = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
-                _mm256_set1_epi32((groups * GROUP) as i32 - (p * 2 * GROUP) as i32),
-                lane,
-            ));
+            let in_chunk =
+                _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32 - (p * 2 * GROUP) as i32), lane));
             let ps = _mm256_and_ps(
                 in_chunk,
                 _mm256_cmp_ps::<_CMP_GT_OS>(z, _mm256_loadu_ps(dp.as_ptr().add(p * 2 * GROUP))),
@@ -1116,7 +1097,7 @@ fn shade_chunk_avx2(
         let light = |v: __m256i, l: __m256i| {
             _mm256_srli_epi16(_mm256_add_epi16(_mm256_mullo_epi16(v, l), _mm256_set1_epi16(128)), 8)
         };
-        for p in 0..groups.div_ceil(2) {
+        for p in 0..lanes.div_ceil(2 * GROUP).min(PAIRS) {
             if live & (1 << p) == 0 {
                 continue;
             }
@@ -1161,7 +1142,7 @@ fn shade_chunk_avx2(
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 fn shade_chunk_scalar(
     levels: &[&Level; GROUPS],
-    groups: usize,
+    lanes: usize,
     s: &Span,
     d: &Span,
     k0: f32,
@@ -1178,7 +1159,7 @@ fn shade_chunk_scalar(
     };
     let one = (1u32 << WEIGHT_BITS) as f32;
     let frac = (1i32 << WEIGHT_BITS) - 1;
-    for k in 0..groups * GROUP {
+    for k in 0..lanes.min(CHUNK) {
         let level = levels[k / GROUP];
         let kf = k0 + (k / GROUP * GROUP) as f32 + (k % GROUP) as f32;
         let z = lane_z(s, d, kf, far_q);
@@ -1291,7 +1272,7 @@ mod tests {
     fn chunk_inputs() -> impl Strategy<Value = ([usize; GROUPS], usize, Option<[f32; 3]>, [f32; CHUNK], [u32; CHUNK])> {
         (
             prop::array::uniform4(0usize..9),
-            1usize..=GROUPS,
+            1usize..=CHUNK,
             prop::option::of(prop::array::uniform3(0.0f32..1.0)),
             prop::array::uniform16(prop_oneof![Just(0.0f32), 0.0f32..1.0, Just(f32::INFINITY)]),
             prop::array::uniform16(0u32..0x0100_0000),
@@ -1315,27 +1296,27 @@ mod tests {
         /// The SSE2 and AVX2 chunks (addressing, depth test, fixed-point blend, light) equal the
         /// scalar one bit for bit.
         #[test]
-        fn simd_chunk_matches_scalar(s in span(), d in step(), k0 in 0.0f32..200.0, (lv, groups, lit, dp, cp) in chunk_inputs()) {
+        fn simd_chunk_matches_scalar(s in span(), d in step(), k0 in 0.0f32..200.0, (lv, lanes, lit, dp, cp) in chunk_inputs()) {
             let levels = levels_of(texture::get(TexName::BrickWall, 0), lv);
             let lit = lit.map(Lit::of);
             let (mut db, mut cb) = (dp, cp);
-            shade_chunk_scalar(&levels, groups, &s, &d, k0, lit, 0.01, &mut db, &mut cb);
-            // Lanes past `groups` and lanes that failed the depth test are untouched.
+            shade_chunk_scalar(&levels, lanes, &s, &d, k0, lit, 0.01, &mut db, &mut cb);
+            // Lanes past `lanes` and lanes that failed the depth test are untouched.
             for k in 0..CHUNK {
-                if k >= groups * GROUP || db[k] == dp[k] {
+                if k >= lanes || db[k] == dp[k] {
                     prop_assert_eq!(cb[k], cp[k]);
                 }
             }
             #[cfg(target_arch = "x86_64")]
             {
                 let (mut da, mut ca) = (dp, cp);
-                shade_chunk_sse2(&levels, groups, &s, &d, k0, lit, 0.01, &mut da, &mut ca);
+                shade_chunk_sse2(&levels, lanes, &s, &d, k0, lit, 0.01, &mut da, &mut ca);
                 prop_assert_eq!(da.map(f32::to_bits), db.map(f32::to_bits));
                 prop_assert_eq!(ca, cb);
                 if std::is_x86_feature_detected!("avx2") {
                     let (mut da, mut ca) = (dp, cp);
                     // SAFETY: the CPU has AVX2.
-                    unsafe { shade_chunk_avx2(&levels, groups, &s, &d, k0, lit, 0.01, &mut da, &mut ca) };
+                    unsafe { shade_chunk_avx2(&levels, lanes, &s, &d, k0, lit, 0.01, &mut da, &mut ca) };
                     prop_assert_eq!(da.map(f32::to_bits), db.map(f32::to_bits));
                     prop_assert_eq!(ca, cb);
                 }
@@ -1349,7 +1330,7 @@ mod tests {
             let tex = texture::get(TexName::ConcreteTiles, 0);
             let level = &tex.levels[lv.min(tex.levels.len() - 1)];
             let (mut dp, mut cp) = ([f32::NEG_INFINITY; CHUNK], [0u32; CHUNK]);
-            shade_chunk(&[level; GROUPS], GROUPS, &s, &d, 0.0, Some(Lit::of(lit)), 0.01, &mut dp, &mut cp);
+            shade_chunk(&[level; GROUPS], CHUNK, &s, &d, 0.0, Some(Lit::of(lit)), 0.01, &mut dp, &mut cp);
             for (k, px) in cp.iter().enumerate() {
                 let kf = k as f32;
                 if s.q + d.q * kf < 0.01 {
