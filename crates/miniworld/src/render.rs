@@ -382,14 +382,22 @@ impl Renderer {
             self.dynamic = dynamic;
             return;
         }
-        self.draw_tris(&scene.tris, &dynamic, w, h, proj, bilinear);
+        self.draw_tris::<false>(&scene.tris, &dynamic, w, h, proj, bilinear);
         self.dynamic = dynamic;
     }
 
     #[inline(always)]
-    fn draw_tris(&mut self, stat: &[Tri], dynamic: &[Tri], w: usize, h: usize, proj: &Proj, bilinear: bool) {
+    fn draw_tris<const AVX2: bool>(
+        &mut self,
+        stat: &[Tri],
+        dynamic: &[Tri],
+        w: usize,
+        h: usize,
+        proj: &Proj,
+        bilinear: bool,
+    ) {
         for t in stat.iter().chain(dynamic) {
-            self.draw_tri(t, w, h, proj, bilinear);
+            self.draw_tri::<AVX2>(t, w, h, proj, bilinear);
         }
     }
 
@@ -398,12 +406,12 @@ impl Renderer {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn draw_tris_avx2(&mut self, stat: &[Tri], dynamic: &[Tri], w: usize, h: usize, proj: &Proj, bilinear: bool) {
-        self.draw_tris(stat, dynamic, w, h, proj, bilinear);
+        self.draw_tris::<true>(stat, dynamic, w, h, proj, bilinear);
     }
 
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn draw_tri(&mut self, t: &Tri, w: usize, h: usize, proj: &Proj, bilinear: bool) {
+    fn draw_tri<const AVX2: bool>(&mut self, t: &Tri, w: usize, h: usize, proj: &Proj, bilinear: bool) {
         // Walls, floors and boxes are lit flat: no colour interpolation needed.
         let flat = (t.v[0].c == t.v[1].c && t.v[1].c == t.v[2].c).then_some(t.v[0].c);
         match proj {
@@ -460,7 +468,7 @@ impl Renderer {
                     };
                 }
                 for i in 1..n - 1 {
-                    self.raster([sv[0], sv[i], sv[i + 1]], t.tex, flat, t.cull, w, h, true, bilinear);
+                    self.raster::<AVX2>([sv[0], sv[i], sv[i + 1]], t.tex, flat, t.cull, w, h, true, bilinear);
                 }
             }
             Proj::Ortho { min_x, max_x, min_z, max_z } => {
@@ -473,7 +481,7 @@ impl Renderer {
                     v: v.uv[1],
                     c: v.c,
                 });
-                self.raster(sv, t.tex, flat, t.cull, w, h, false, bilinear);
+                self.raster::<AVX2>(sv, t.tex, flat, t.cull, w, h, false, bilinear);
             }
         }
     }
@@ -481,7 +489,7 @@ impl Renderer {
     /// Scan-converts one screen triangle (pixel centres, depth test "nearer wins").
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn raster(
+    fn raster<const AVX2: bool>(
         &mut self,
         mut v: [SVert; 3],
         tex: Option<&'static Texture>,
@@ -586,7 +594,7 @@ impl Renderer {
                     // Whole chunks: the buffers have a chunk of slack at the end.
                     let ext = n.next_multiple_of(CHUNK);
                     let (depth, color) = (&mut self.depth[at..at + ext], &mut self.color[row + xs..row + xs + ext]);
-                    bilinear_span(t, &lp, &s, &d, flat, far_q, n, depth, color)
+                    bilinear_span::<AVX2>(t, &lp, &s, &d, flat, far_q, n, depth, color)
                 }
                 (None, Some(c)) => {
                     flat_span(c, &s, &d, far_q, &mut self.depth[at..at + n], &mut self.color[row + xs..row + xe])
@@ -708,7 +716,7 @@ struct LodPlanes {
 /// uses that level (the texel footprint changes slowly and mostly monotonically along a span).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn bilinear_span(
+fn bilinear_span<const AVX2: bool>(
     t: &Texture,
     lp: &LodPlanes,
     s: &Span,
@@ -730,17 +738,24 @@ fn bilinear_span(
     let mut lv = [0i32; GROUPS];
     levels_at(s, d, lp, top, [0, ng / 3, 2 * ng / 3, ng - 1].map(centre), last, &mut lv);
     let uniform = lv.iter().all(|&l| l == lv[0]);
+    let chunk_levels = |c: usize, lv: &mut [i32; GROUPS]| {
+        let g0 = c * GROUPS;
+        levels_at(s, d, lp, top, [g0, g0 + 1, g0 + 2, g0 + 3].map(centre), last, lv);
+    };
     let mut lv = [lv[0]; GROUPS];
+    if !uniform {
+        chunk_levels(0, &mut lv);
+    }
     let (dc, _) = depth.as_chunks_mut::<CHUNK>();
     let (cc, _) = color.as_chunks_mut::<CHUNK>();
     for (c, (dp, cp)) in dc.iter_mut().zip(cc).take(n.div_ceil(CHUNK)).enumerate() {
         let k = c * CHUNK;
-        if !uniform {
-            let g0 = k / GROUP;
-            levels_at(s, d, lp, top, [g0, g0 + 1, g0 + 2, g0 + 3].map(centre), last, &mut lv);
-        }
         let levels = lv.map(|l| &t.levels[l as usize]);
-        shade_chunk(&levels, (n - k).min(CHUNK), s, d, k as f32, lit, far_q, dp, cp);
+        // The next chunk's levels before this chunk's shading, so that their latency overlaps.
+        if !uniform {
+            chunk_levels(c + 1, &mut lv);
+        }
+        shade_chunk::<AVX2>(&levels, (n - k).min(CHUNK), s, d, k as f32, lit, far_q, dp, cp);
     }
 }
 
@@ -843,7 +858,7 @@ fn levels_at_scalar(s: &Span, d: &Span, lp: &LodPlanes, top: f32, kc: [f32; 4], 
 /// the light (Gouraud when `lit` is `None`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn shade_chunk(
+fn shade_chunk<const AVX2: bool>(
     levels: &[&Level; GROUPS],
     lanes: usize,
     s: &Span,
@@ -855,8 +870,8 @@ fn shade_chunk(
     cp: &mut [u32; CHUNK],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
+    if AVX2 {
+        // SAFETY: `AVX2` is true only under `draw_tris_avx2`, which runs on AVX2 machines.
         unsafe { shade_chunk_avx2(levels, lanes, s, d, k0, lit, far_q, dp, cp) };
     } else {
         shade_chunk_sse2(levels, lanes, s, d, k0, lit, far_q, dp, cp);
@@ -988,12 +1003,15 @@ fn shade_chunk_sse2(
 }
 
 /// [`shade_chunk`] eight pixels (two groups) per register, for AVX2 machines. Same arithmetic,
-/// same results bit for bit (tested against [`shade_chunk_scalar`]).
+/// same results bit for bit (tested against [`shade_chunk_scalar`]). Not a `target_feature`
+/// function, so that it can be inlined into one ([`Renderer::draw_tris_avx2`]).
+///
+/// # Safety
+/// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
-#[inline]
-fn shade_chunk_avx2(
+#[inline(always)]
+unsafe fn shade_chunk_avx2(
     levels: &[&Level; GROUPS],
     lanes: usize,
     s: &Span,
@@ -1330,7 +1348,7 @@ mod tests {
             let tex = texture::get(TexName::ConcreteTiles, 0);
             let level = &tex.levels[lv.min(tex.levels.len() - 1)];
             let (mut dp, mut cp) = ([f32::NEG_INFINITY; CHUNK], [0u32; CHUNK]);
-            shade_chunk(&[level; GROUPS], CHUNK, &s, &d, 0.0, Some(Lit::of(lit)), 0.01, &mut dp, &mut cp);
+            shade_chunk::<false>(&[level; GROUPS], CHUNK, &s, &d, 0.0, Some(Lit::of(lit)), 0.01, &mut dp, &mut cp);
             for (k, px) in cp.iter().enumerate() {
                 let kf = k as f32;
                 if s.q + d.q * kf < 0.01 {
