@@ -618,9 +618,19 @@ impl Renderer {
         let (w, h) = (width as usize, height as usize);
         let mut px = vec![0u8; w * h * 3];
         if ss == 1 {
-            // Four packed pixels to 12 bytes at a time.
-            let (out4, out_rest) = px.as_chunks_mut::<12>();
-            let (in4, in_rest) = self.color[..w * h].as_chunks::<4>();
+            let color = &self.color[..w * h];
+            #[cfg(target_arch = "x86_64")]
+            let done = if std::is_x86_feature_detected!("ssse3") {
+                // SAFETY: the CPU has SSSE3 (checked just above).
+                unsafe { pack_rgb16_ssse3(color, &mut px) }
+            } else {
+                0
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let done = 0;
+            // The rest four packed pixels to 12 bytes at a time, then one by one.
+            let (out4, out_rest) = px[done * 3..].as_chunks_mut::<12>();
+            let (in4, in_rest) = color[done..].as_chunks::<4>();
             for (o, c) in out4.iter_mut().zip(in4) {
                 let b = [c[0] | (c[1] << 24), (c[1] >> 8) | (c[2] << 16), (c[2] >> 16) | (c[3] << 8)];
                 o[..4].copy_from_slice(&b[0].to_le_bytes());
@@ -653,6 +663,30 @@ impl Renderer {
         }
         Frame::new(width, height, px).unwrap_or_else(|_| Frame::filled(width, height, [0, 0, 0]))
     }
+}
+
+/// Packed RGB8 pixels (`r | g << 8 | b << 16`) to RGB bytes, 16 pixels (48 bytes) at a time;
+/// returns how many pixels it wrote (a multiple of 16).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "ssse3")]
+fn pack_rgb16_ssse3(color: &[u32], out: &mut [u8]) -> usize {
+    use std::arch::x86_64::*;
+    let n = (color.len().min(out.len() / 3)) / 16 * 16;
+    // Bytes 0-2, 4-6, 8-10, 12-14 to 0..12; the rest zero.
+    let pick = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+    for (c, o) in color[..n].chunks_exact(16).zip(out[..n * 3].chunks_exact_mut(48)) {
+        // SAFETY: 16-byte unaligned loads from `c` (16 u32 = 64 bytes) and stores into `o` (48
+        // bytes) at offsets 0, 16, 32.
+        unsafe {
+            let ld = |k: usize| _mm_shuffle_epi8(_mm_loadu_si128(c.as_ptr().add(4 * k) as *const __m128i), pick);
+            let (a, b, c, d) = (ld(0), ld(1), ld(2), ld(3));
+            let o = o.as_mut_ptr() as *mut __m128i;
+            _mm_storeu_si128(o, _mm_or_si128(a, _mm_slli_si128::<12>(b)));
+            _mm_storeu_si128(o.add(1), _mm_or_si128(_mm_srli_si128::<4>(b), _mm_slli_si128::<8>(c)));
+            _mm_storeu_si128(o.add(2), _mm_or_si128(_mm_srli_si128::<8>(c), _mm_slli_si128::<4>(d)));
+        }
+    }
+    n
 }
 
 /// log2 from the float's bits (piecewise linear, ample for mip selection).
@@ -1022,27 +1056,30 @@ unsafe fn shade_chunk_avx2(
     dp: &mut [f32; CHUNK],
     cp: &mut [u32; CHUNK],
 ) {
-    // SAFETY: unaligned 8-lane loads/stores at offsets 8p (p < PAIRS) of `dp` and `cp` (CHUNK =
-    // 8 * PAIRS elements), 4-lane stores at offsets 4g of `idx` (2 * CHUNK), and 64-bit texel-pair
-    // loads at `idx`, in bounds of the group's level as in `shade_chunk`.
+    // SAFETY: unaligned 8-lane loads/stores at offsets 0 and 8 of `dp` and `cp` (CHUNK = 16
+    // elements), and 64-bit texel-pair loads at the computed indices, in bounds of the group's
+    // level as in `shade_chunk`.
     unsafe {
         use std::arch::x86_64::*;
-        const PAIRS: usize = GROUPS / 2;
         let set = _mm256_set1_ps;
         let one = (1u32 << WEIGHT_BITS) as f32;
         let frac = _mm256_set1_epi32((1 << WEIGHT_BITS) - 1);
         let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let mut pass = [_mm256_setzero_ps(); PAIRS];
-        let mut zs = [_mm256_setzero_ps(); PAIRS];
-        let mut weights = [(_mm256_setzero_si256(), _mm256_setzero_si256()); PAIRS];
-        let mut lits = [(_mm256_setzero_si256(), _mm256_setzero_si256()); PAIRS];
-        let mut idx = [0u32; 2 * CHUNK];
-        let mut live = 0u32;
         // Per-lane level parameters: group 2p in the low half, 2p + 1 in the high half.
         let per = |p: usize, f: &dyn Fn(&Level) -> i32| {
             _mm256_setr_m128i(_mm_set1_epi32(f(levels[2 * p])), _mm_set1_epi32(f(levels[2 * p + 1])))
         };
-        for p in 0..lanes.div_ceil(2 * GROUP).min(PAIRS) {
+        let flat = lit.map(|l| (_mm256_set1_epi32(l.rb as i32), _mm256_set1_epi32(l.ga as i32)));
+        const { assert!(GROUPS == 4, "two pairs of groups per chunk") };
+        let (dptr, cptr) = (dp.as_mut_ptr(), cp.as_mut_ptr());
+        type Addressed = (__m256, __m256, (__m256i, __m256i), (__m256i, __m256i), (__m256i, __m256i));
+        // Addressing of pair `p` (pixels 8p .. 8p + 8): `None` when no lane passes the depth test;
+        // else the pass mask, depth, weights, light and the top/bottom texel-pair indices. Both
+        // pairs are addressed before either is fetched, so that the fetches overlap. (Loops, not
+        // closures: a closure called twice may not be inlined, and outside this AVX2 context its
+        // intrinsics would become calls.)
+        let mut addressed: [Option<Addressed>; 2] = [None, None];
+        for (p, slot) in addressed.iter_mut().enumerate().take(lanes.div_ceil(2 * GROUP)) {
             let kf =
                 _mm256_add_ps(set(k0 + (p * 2 * GROUP) as f32), _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0));
             let lin = |a: f32, da: f32| _mm256_add_ps(set(a), _mm256_mul_ps(set(da), kf));
@@ -1051,15 +1088,10 @@ unsafe fn shade_chunk_avx2(
             let z = _mm256_blendv_ps(set(f32::NEG_INFINITY), lin(s.z, d.z), near);
             let in_chunk =
                 _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32 - (p * 2 * GROUP) as i32), lane));
-            let ps = _mm256_and_ps(
-                in_chunk,
-                _mm256_cmp_ps::<_CMP_GT_OS>(z, _mm256_loadu_ps(dp.as_ptr().add(p * 2 * GROUP))),
-            );
+            let ps = _mm256_and_ps(in_chunk, _mm256_cmp_ps::<_CMP_GT_OS>(z, _mm256_loadu_ps(dptr.add(p * 2 * GROUP))));
             if _mm256_movemask_ps(ps) == 0 {
                 continue;
             }
-            live |= 1 << p;
-            (pass[p], zs[p]) = (ps, z);
             let r = _mm256_div_ps(set(1.0), q);
             let lw = _mm256_cvtepi32_ps(per(p, &|l| l.w as i32));
             let lh = _mm256_cvtepi32_ps(per(p, &|l| l.h as i32));
@@ -1077,7 +1109,7 @@ unsafe fn shade_chunk_avx2(
             };
             let (xi, yi) = (floor(x), floor(y));
             let (fx, fy) = (_mm256_and_si256(xi, frac), _mm256_and_si256(yi, frac));
-            weights[p] =
+            let weights =
                 (_mm256_or_si256(fx, _mm256_slli_epi32(fx, 16)), _mm256_or_si256(fy, _mm256_slli_epi32(fy, 16)));
             let (tx, ty) = (_mm256_srai_epi32(xi, WEIGHT_BITS as i32), _mm256_srai_epi32(yi, WEIGHT_BITS as i32));
             let mh = per(p, &|l| l.h as i32 - 1);
@@ -1087,24 +1119,16 @@ unsafe fn shade_chunk_avx2(
                 let y = _mm256_and_si256(y, mh);
                 _mm256_add_epi32(_mm256_add_epi32(_mm256_sllv_epi32(y, shift), y), x0)
             };
-            // Layout as the SSE2 path: per group, 4 top-row then 4 bottom-row indices.
-            let (top, bot) = (row(ty), row(_mm256_add_epi32(ty, _mm256_set1_epi32(1))));
-            let at = idx.as_mut_ptr().add(4 * p * GROUP);
-            _mm_storeu_si128(at as *mut __m128i, _mm256_castsi256_si128(top));
-            _mm_storeu_si128(at.add(GROUP) as *mut __m128i, _mm256_castsi256_si128(bot));
-            _mm_storeu_si128(at.add(2 * GROUP) as *mut __m128i, _mm256_extracti128_si256::<1>(top));
-            _mm_storeu_si128(at.add(3 * GROUP) as *mut __m128i, _mm256_extracti128_si256::<1>(bot));
-            lits[p] = match lit {
-                Some(l) => (_mm256_set1_epi32(l.rb as i32), _mm256_set1_epi32(l.ga as i32)),
-                None => {
-                    let c = |j: usize| {
-                        let v = _mm256_mul_ps(lin(s.cq[j], d.cq[j]), r);
-                        let v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), set(1.0));
-                        _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(v, set(256.0)), set(0.5)))
-                    };
-                    (_mm256_or_si256(c(0), _mm256_slli_epi32(c(2), 16)), c(1))
-                }
-            };
+            let rows = (row(ty), row(_mm256_add_epi32(ty, _mm256_set1_epi32(1))));
+            let light = flat.unwrap_or_else(|| {
+                let c = |j: usize| {
+                    let v = _mm256_mul_ps(lin(s.cq[j], d.cq[j]), r);
+                    let v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), set(1.0));
+                    _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(v, set(256.0)), set(0.5)))
+                };
+                (_mm256_or_si256(c(0), _mm256_slli_epi32(c(2), 16)), c(1))
+            });
+            *slot = Some((ps, z, weights, light, rows));
         }
         let bytes = _mm256_set1_epi32(0x00ff_00ff);
         let rb = |v: __m256i| _mm256_and_si256(v, bytes);
@@ -1115,41 +1139,44 @@ unsafe fn shade_chunk_avx2(
         let light = |v: __m256i, l: __m256i| {
             _mm256_srli_epi16(_mm256_add_epi16(_mm256_mullo_epi16(v, l), _mm256_set1_epi16(128)), 8)
         };
-        for p in 0..lanes.div_ceil(2 * GROUP).min(PAIRS) {
-            if live & (1 << p) == 0 {
-                continue;
-            }
+        // Fetch, blend, light and store each addressed pair.
+        for (p, a) in addressed.into_iter().enumerate() {
+            let Some((ps, z, (wx, wy), (lit_rb, lit_ga), (top, bot))) = a else { continue };
+            // The eight indices of a register, as two groups of four.
+            let lanes = |v: __m256i| {
+                let (a, b) = (_mm256_extract_epi64::<0>(v), _mm256_extract_epi64::<1>(v));
+                let (c, d) = (_mm256_extract_epi64::<2>(v), _mm256_extract_epi64::<3>(v));
+                let (lo, hi) = (|x: i64| x as u32 as usize, |x: i64| (x as u64 >> 32) as usize);
+                ([lo(a), hi(a), lo(b), hi(b)], [lo(c), hi(c), lo(d), hi(d)])
+            };
             // Four (left, right) texel pairs of one group to a register of lefts and one of rights.
-            let split = |g: usize, a: usize| {
+            let split = |g: usize, i: [usize; 4]| {
                 let px = levels[g].rgba.as_ptr();
-                let pair = |i: u32| _mm_loadl_epi64(px.add(i as usize) as *const __m128i);
-                let lo = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(idx[a]), pair(idx[a + 1])));
-                let hi = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(idx[a + 2]), pair(idx[a + 3])));
+                let pair = |i: usize| _mm_loadl_epi64(px.add(i) as *const __m128i);
+                let lo = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(i[0]), pair(i[1])));
+                let hi = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(i[2]), pair(i[3])));
                 (
                     _mm_castps_si128(_mm_shuffle_ps(lo, hi, 0b10_00_10_00)),
                     _mm_castps_si128(_mm_shuffle_ps(lo, hi, 0b11_01_11_01)),
                 )
             };
-            let (g0, g1) = (2 * p, 2 * p + 1);
-            let ((a00, a01), (a10, a11)) = (split(g0, 2 * g0 * GROUP), split(g0, 2 * g0 * GROUP + GROUP));
-            let ((b00, b01), (b10, b11)) = (split(g1, 2 * g1 * GROUP), split(g1, 2 * g1 * GROUP + GROUP));
+            let ((t0, t1), (b0, b1)) = (lanes(top), lanes(bot));
+            let ((a00, a01), (a10, a11)) = (split(2 * p, t0), split(2 * p, b0));
+            let ((b00, b01), (b10, b11)) = (split(2 * p + 1, t1), split(2 * p + 1, b1));
             let (t00, t01) = (_mm256_setr_m128i(a00, b00), _mm256_setr_m128i(a01, b01));
             let (t10, t11) = (_mm256_setr_m128i(a10, b10), _mm256_setr_m128i(a11, b11));
-            let (wx, wy) = weights[p];
             let mix_rb = lerp(lerp(rb(t00), rb(t01), wx), lerp(rb(t10), rb(t11), wx), wy);
             let mix_ga = lerp(lerp(ga(t00), ga(t01), wx), lerp(ga(t10), ga(t11), wx), wy);
-            let (lit_rb, lit_ga) = lits[p];
             let out = _mm256_or_si256(light(mix_rb, lit_rb), _mm256_slli_epi32(light(mix_ga, lit_ga), 8));
-            let (c, z) = (cp.as_mut_ptr().add(p * 2 * GROUP) as *mut __m256i, dp.as_mut_ptr().add(p * 2 * GROUP));
-            // Fully covered groups need not read the buffers back (which also avoids stalls when
+            let (c, zp) = (cptr.add(p * 2 * GROUP) as *mut __m256i, dptr.add(p * 2 * GROUP));
+            // Fully covered pairs need not read the buffers back (which also avoids stalls when
             // the colour, depth and texel addresses alias modulo 4 KiB).
-            let ps = pass[p];
             if _mm256_movemask_ps(ps) == 0xff {
                 _mm256_storeu_si256(c, out);
-                _mm256_storeu_ps(z, zs[p]);
+                _mm256_storeu_ps(zp, z);
             } else {
                 _mm256_storeu_si256(c, _mm256_blendv_epi8(_mm256_loadu_si256(c), out, _mm256_castps_si256(ps)));
-                _mm256_storeu_ps(z, _mm256_blendv_ps(_mm256_loadu_ps(z), zs[p], ps));
+                _mm256_storeu_ps(zp, _mm256_blendv_ps(_mm256_loadu_ps(zp), z, ps));
             }
         }
     }
@@ -1302,6 +1329,28 @@ mod tests {
     }
 
     proptest! {
+        /// The SSSE3 packing writes the same bytes as the plain loop.
+        #[test]
+        fn packed_pixels_to_rgb_bytes(c in prop::collection::vec(0u32..0x0100_0000, 0..100)) {
+            let want: Vec<u8> = c.iter().flat_map(|p| p.to_le_bytes().into_iter().take(3)).collect();
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("ssse3") {
+                let mut got = vec![0u8; c.len() * 3];
+                // SAFETY: the CPU has SSSE3.
+                let n = unsafe { pack_rgb16_ssse3(&c, &mut got) };
+                prop_assert_eq!(n, c.len() / 16 * 16);
+                prop_assert_eq!(&got[..n * 3], &want[..n * 3]);
+            }
+            let mut r = Renderer::default();
+            r.w = c.len();
+            r.h = 1;
+            r.color = c.clone();
+            let f = r.resolve(c.len() as u32, 1, 1);
+            if !c.is_empty() {
+                prop_assert_eq!(f.pixels(), &want[..]);
+            }
+        }
+
         /// The SIMD mip-level choice agrees with the scalar definition.
         #[test]
         fn simd_levels_match_scalar(s in span(), d in step(), lp in lod_planes(), k in prop::array::uniform4(0.0f32..300.0), last in 0.0f32..300.0) {
