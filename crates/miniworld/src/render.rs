@@ -1341,10 +1341,7 @@ mod tests {
                 prop_assert_eq!(n, c.len() / 16 * 16);
                 prop_assert_eq!(&got[..n * 3], &want[..n * 3]);
             }
-            let mut r = Renderer::default();
-            r.w = c.len();
-            r.h = 1;
-            r.color = c.clone();
+            let r = Renderer { w: c.len(), h: 1, color: c.clone(), ..Default::default() };
             let f = r.resolve(c.len() as u32, 1, 1);
             if !c.is_empty() {
                 prop_assert_eq!(f.pixels(), &want[..]);
