@@ -17,11 +17,28 @@ struct Vert {
     c: [f32; 3],
 }
 
+/// A planar convex face: a triangle or a quad (walls, floors and ceilings are drawn as quads, so
+/// each screen row has one span per face, not two).
 #[derive(Debug, Clone, Copy)]
-struct Tri {
-    v: [Vert; 3],
+struct Face {
+    v: [Vert; 4],
+    n: usize,
     tex: Option<&'static Texture>,
     cull: bool,
+}
+
+impl Face {
+    fn tri(v: [Vert; 3], tex: Option<&'static Texture>, cull: bool) -> Self {
+        Face { v: [v[0], v[1], v[2], v[2]], n: 3, tex, cull }
+    }
+
+    fn quad(v: [Vert; 4], tex: Option<&'static Texture>, cull: bool) -> Self {
+        Face { v, n: 4, tex, cull }
+    }
+
+    fn verts(&self) -> &[Vert] {
+        &self.v[..self.n]
+    }
 }
 
 /// Rendering options.
@@ -71,10 +88,10 @@ impl Light {
 /// Static geometry of an episode (rooms and static entities), built at reset.
 #[derive(Debug, Clone, Default)]
 pub struct Scene {
-    tris: Vec<Tri>,
+    tris: Vec<Face>,
 }
 
-fn room_tris(world: &World, light: &Light, out: &mut Vec<Tri>) {
+fn room_tris(world: &World, light: &Light, out: &mut Vec<Face>) {
     for (ri, room) in world.rooms.iter().enumerate() {
         let var = world.tex_variants.get(ri).copied().unwrap_or([0; 3]);
         let st = room.style;
@@ -88,26 +105,14 @@ fn room_tris(world: &World, light: &Light, out: &mut Vec<Tri>) {
             uv: [(p[0] / per.0) as f32, (p[2] / per.1) as f32],
             c,
         };
-        for i in 1..o.len().saturating_sub(1) {
-            out.push(Tri {
-                v: [vert(o[0], (pu, pv), fc), vert(o[i], (pu, pv), fc), vert(o[i + 1], (pu, pv), fc)],
-                tex: Some(floor_tex),
-                cull: true,
-            });
-        }
+        push_polygon(o, |p| vert(p, (pu, pv), fc), Some(floor_tex), out);
         if !st.no_ceiling {
             let ceil_tex = texture::get(st.ceil_tex, var[2]);
             let per = st.ceil_tex.period_m();
             let cc = light.shade(white, [0.0, -1.0, 0.0]);
             let h = st.wall_height;
             let rev: Vec<[f64; 3]> = o.iter().rev().map(|p| [p[0], h, p[2]]).collect();
-            for i in 1..rev.len().saturating_sub(1) {
-                out.push(Tri {
-                    v: [vert(rev[0], per, cc), vert(rev[i], per, cc), vert(rev[i + 1], per, cc)],
-                    tex: Some(ceil_tex),
-                    cull: true,
-                });
-            }
+            push_polygon(&rev, |p| vert(p, per, cc), Some(ceil_tex), out);
         }
         let wall_tex = texture::get(st.wall_tex, var[0]);
         let (wu, wv) = st.wall_tex.period_m();
@@ -120,9 +125,19 @@ fn room_tris(world: &World, light: &Light, out: &mut Vec<Tri>) {
                 c,
             };
             let v = [mk(q.p0, q.y0, q.s0), mk(q.p0, q.y1, q.s0), mk(q.p1, q.y1, q.s1), mk(q.p1, q.y0, q.s1)];
-            out.push(Tri { v: [v[0], v[1], v[2]], tex: Some(wall_tex), cull: true });
-            out.push(Tri { v: [v[0], v[2], v[3]], tex: Some(wall_tex), cull: true });
+            out.push(Face::quad(v, Some(wall_tex), true));
         }
+    }
+}
+
+/// A convex polygon (a room's floor or ceiling outline) as one quad, or as a fan of triangles.
+fn push_polygon(o: &[[f64; 3]], vert: impl Fn([f64; 3]) -> Vert, tex: Option<&'static Texture>, out: &mut Vec<Face>) {
+    if let [a, b, c, d] = o {
+        out.push(Face::quad([vert(*a), vert(*b), vert(*c), vert(*d)], tex, true));
+        return;
+    }
+    for i in 1..o.len().saturating_sub(1) {
+        out.push(Face::tri([vert(o[0]), vert(o[i]), vert(o[i + 1])], tex, true));
     }
 }
 
@@ -145,18 +160,18 @@ fn push_local(
     nscale: f32,
     tex: Option<&'static Texture>,
     light: &Light,
-    out: &mut Vec<Tri>,
+    out: &mut Vec<Face>,
 ) {
     for t in tris {
         let v = [0, 1, 2].map(|i| {
             let n = rot_n(e, t.n[i]);
             Vert { p: place(e, t.p[i], size), uv: t.uv[i], c: light.shade(t.kd, n.map(|x| x * nscale)) }
         });
-        out.push(Tri { v, tex, cull: true });
+        out.push(Face::tri(v, tex, true));
     }
 }
 
-fn entity_tris(e: &Entity, light: &Light, out: &mut Vec<Tri>) {
+fn entity_tris(e: &Entity, light: &Light, out: &mut Vec<Face>) {
     match &e.shape {
         Shape::Agent => {}
         Shape::Box { size } => {
@@ -199,7 +214,7 @@ fn frame_tris(
     depth: f64,
     cells: &[(TexSrc, f64, f64)],
     light: &Light,
-    out: &mut Vec<Tri>,
+    out: &mut Vec<Face>,
 ) {
     let (hz, hy, sx) = (width as f32 / 2.0, height as f32 / 2.0, depth as f32);
     let white = light.shade([1.0; 3], rot_n(e, [1.0, 0.0, 0.0]));
@@ -217,8 +232,7 @@ fn frame_tris(
             v([sx, -hy, z1], [0.0, 0.0]),
             v([sx, -hy, z0], [1.0, 0.0]),
         ];
-        out.push(Tri { v: [q[0], q[1], q[2]], tex: Some(tex), cull: true });
-        out.push(Tri { v: [q[0], q[2], q[3]], tex: Some(tex), cull: true });
+        out.push(Face::quad(q, Some(tex), true));
     }
     let mut local = Vec::new();
     mesh::push_box(&mut local, [0.0, -hy, -hz], [sx, hy, hz], [0.0; 3], [1.0; 2]);
@@ -262,6 +276,8 @@ struct CVert {
 }
 
 const NEAR: f64 = 0.04;
+/// Vertices of a face after near-plane clipping (a quad gains at most one).
+const MAX_VERTS: usize = 5;
 const FAR: f32 = 100.0;
 
 enum Proj {
@@ -280,7 +296,7 @@ pub struct Renderer {
     /// slack at the end).
     depth: Vec<f32>,
     depth_at: usize,
-    dynamic: Vec<Tri>,
+    dynamic: Vec<Face>,
 }
 
 impl Renderer {
@@ -373,7 +389,7 @@ impl Renderer {
                 uv: [0.0; 2],
                 c: [1.0, 0.0, 0.0],
             };
-            dynamic.push(Tri { v: [at(0.0, 1.0), at(-0.75, -0.75), at(0.75, -0.75)], tex: None, cull: false });
+            dynamic.push(Face::tri([at(0.0, 1.0), at(-0.75, -0.75), at(0.75, -0.75)], None, false));
         }
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
@@ -389,8 +405,8 @@ impl Renderer {
     #[inline(always)]
     fn draw_tris<const AVX2: bool>(
         &mut self,
-        stat: &[Tri],
-        dynamic: &[Tri],
+        stat: &[Face],
+        dynamic: &[Face],
         w: usize,
         h: usize,
         proj: &Proj,
@@ -405,15 +421,15 @@ impl Renderer {
     /// results) in VEX three-operand form, which saves the register copies of two-operand SSE.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn draw_tris_avx2(&mut self, stat: &[Tri], dynamic: &[Tri], w: usize, h: usize, proj: &Proj, bilinear: bool) {
+    fn draw_tris_avx2(&mut self, stat: &[Face], dynamic: &[Face], w: usize, h: usize, proj: &Proj, bilinear: bool) {
         self.draw_tris::<true>(stat, dynamic, w, h, proj, bilinear);
     }
 
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn draw_tri<const AVX2: bool>(&mut self, t: &Tri, w: usize, h: usize, proj: &Proj, bilinear: bool) {
+    fn draw_tri<const AVX2: bool>(&mut self, t: &Face, w: usize, h: usize, proj: &Proj, bilinear: bool) {
         // Walls, floors and boxes are lit flat: no colour interpolation needed.
-        let flat = (t.v[0].c == t.v[1].c && t.v[1].c == t.v[2].c).then_some(t.v[0].c);
+        let flat = t.verts().iter().all(|v| v.c == t.v[0].c).then_some(t.v[0].c);
         match proj {
             Proj::Persp { eye, r, u, f, sx, sy } => {
                 let cv = t.v.map(|v| {
@@ -422,10 +438,10 @@ impl Renderer {
                     CVert { vx: dot(r), vy: dot(u), w: dot(f), u: v.uv[0], v: v.uv[1], c: v.c }
                 });
                 // Clip against the near plane (w >= NEAR).
-                let mut poly: [CVert; 4] = [cv[0]; 4];
+                let mut poly: [CVert; MAX_VERTS] = [cv[0]; MAX_VERTS];
                 let mut n = 0;
-                for i in 0..3 {
-                    let (a, b) = (cv[i], cv[(i + 1) % 3]);
+                for i in 0..t.n {
+                    let (a, b) = (cv[i], cv[(i + 1) % t.n]);
                     let (ina, inb) = (a.w >= NEAR, b.w >= NEAR);
                     if ina {
                         poly[n] = a;
@@ -449,7 +465,7 @@ impl Renderer {
                     return;
                 }
                 let (wf, hf) = (w as f64, h as f64);
-                let mut sv = [SVert { x: 0.0, y: 0.0, z: 0.0, q: 0.0, u: 0.0, v: 0.0, c: [0.0; 3] }; 4];
+                let mut sv = [SVert { x: 0.0, y: 0.0, z: 0.0, q: 0.0, u: 0.0, v: 0.0, c: [0.0; 3] }; MAX_VERTS];
                 for (o, c) in sv.iter_mut().zip(&poly[..n]) {
                     *o = {
                         let q = 1.0 / c.w;
@@ -467,12 +483,10 @@ impl Renderer {
                         }
                     };
                 }
-                for i in 1..n - 1 {
-                    self.raster::<AVX2>([sv[0], sv[i], sv[i + 1]], t.tex, flat, t.cull, w, h, true, bilinear);
-                }
+                self.raster::<AVX2>(&mut sv[..n], t.tex, flat, t.cull, w, h, true, bilinear);
             }
             Proj::Ortho { min_x, max_x, min_z, max_z } => {
-                let sv = t.v.map(|v| SVert {
+                let mut sv = t.v.map(|v| SVert {
                     x: ((v.p[0] as f64 - min_x) / (max_x - min_x) * w as f64) as f32,
                     y: ((v.p[2] as f64 - min_z) / (max_z - min_z) * h as f64) as f32,
                     z: (v.p[1] + 100.0) / 200.0,
@@ -481,17 +495,17 @@ impl Renderer {
                     v: v.uv[1],
                     c: v.c,
                 });
-                self.raster::<AVX2>(sv, t.tex, flat, t.cull, w, h, false, bilinear);
+                self.raster::<AVX2>(&mut sv[..t.n], t.tex, flat, t.cull, w, h, false, bilinear);
             }
         }
     }
 
-    /// Scan-converts one screen triangle (pixel centres, depth test "nearer wins").
+    /// Scan-converts one convex screen polygon (pixel centres, depth test "nearer wins").
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn raster<const AVX2: bool>(
         &mut self,
-        mut v: [SVert; 3],
+        v: &mut [SVert],
         tex: Option<&'static Texture>,
         flat: Option<[f32; 3]>,
         cull: bool,
@@ -501,14 +515,15 @@ impl Renderer {
         bilinear: bool,
     ) {
         // Screen y points down, so the peer's counter-clockwise front faces have negative area here.
-        let det = (v[1].x - v[0].x) * (v[2].y - v[0].y) - (v[2].x - v[0].x) * (v[1].y - v[0].y);
+        let m = v.len();
+        let cross = |a: &SVert, b: &SVert, c: &SVert| (b.x - a.x) * (c.y - a.y) - (c.x - a.x) * (b.y - a.y);
+        let det: f32 = (1..m - 1).map(|i| cross(&v[0], &v[i], &v[i + 1])).sum();
         if !det.is_finite() || det == 0.0 || (cull && det > 0.0) {
             return;
         }
         if det > 0.0 {
-            v.swap(1, 2);
+            v.reverse();
         }
-        let det = -det.abs();
         // Edge functions, positive inside for this winding.
         let minx = v.iter().map(|p| p.x).fold(f32::INFINITY, f32::min).floor().max(0.0) as usize;
         let maxx = (v.iter().map(|p| p.x).fold(f32::NEG_INFINITY, f32::max).ceil() as i64).clamp(0, w as i64) as usize;
@@ -517,31 +532,39 @@ impl Renderer {
         if minx >= maxx || miny >= maxy {
             return;
         }
-        let inv = 1.0 / det;
+        // Attribute planes from the fan triangle (v0, va, vb) of largest area (the face is planar:
+        // 1/w and attributes / w are affine in screen space over all of it).
+        let i = (1..m - 1)
+            .max_by(|&i, &j| cross(&v[0], &v[i], &v[i + 1]).abs().total_cmp(&cross(&v[0], &v[j], &v[j + 1]).abs()))
+            .unwrap_or(1);
+        let (va, vb) = (v[i], v[i + 1]);
+        let inv = 1.0 / cross(&v[0], &va, &vb);
         // Attribute planes: a(x, y) = a0 + dx * (x - x0) + dy * (y - y0).
         let (x0, y0) = (v[0].x, v[0].y);
-        let (e1x, e1y, e2x, e2y) = (v[1].x - x0, v[1].y - y0, v[2].x - x0, v[2].y - y0);
+        let (e1x, e1y, e2x, e2y) = (va.x - x0, va.y - y0, vb.x - x0, vb.y - y0);
         let plane = |a0: f32, a1: f32, a2: f32| {
             let (d1, d2) = (a1 - a0, a2 - a0);
             ((d1 * e2y - d2 * e1y) * inv, (d2 * e1x - d1 * e2x) * inv)
         };
-        let pz = plane(v[0].z, v[1].z, v[2].z);
-        let pq = plane(v[0].q, v[1].q, v[2].q);
-        let pu = plane(v[0].u, v[1].u, v[2].u);
-        let pv = plane(v[0].v, v[1].v, v[2].v);
-        let pc = [0, 1, 2].map(|k| plane(v[0].c[k], v[1].c[k], v[2].c[k]));
+        let pz = plane(v[0].z, va.z, vb.z);
+        let pq = plane(v[0].q, va.q, vb.q);
+        let pu = plane(v[0].u, va.u, vb.u);
+        let pv = plane(v[0].v, va.v, vb.v);
+        let pc = [0, 1, 2].map(|k| plane(v[0].c[k], va.c[k], vb.c[k]));
         let edge = |a: &SVert, b: &SVert| {
             // E(x, y) = (b.x - a.x) * (y - a.y) - (b.y - a.y) * (x - a.x), sign chosen inside >= 0.
             let (ex, ey) = (b.x - a.x, b.y - a.y);
             (-ey, ex, ey * a.x - ex * a.y)
         };
-        // Per edge, the span boundary on row y is x = k0 + k1 * y (one division per triangle,
-        // not per row); `None` for edges parallel to x (they either keep or empty every row).
-        let sgn = if det < 0.0 { -1.0 } else { 1.0 };
-        let edges = [edge(&v[0], &v[1]), edge(&v[1], &v[2]), edge(&v[2], &v[0])].map(|(a, b, c)| {
-            let (a, b, c) = (a * sgn, b * sgn, c * sgn);
-            if a.abs() < 1e-12 { (a, b, c, None) } else { (a, b, c, Some((-c / a - 0.5, -b / a))) }
-        });
+        // Per edge, the span boundary on row y is x = k0 + k1 * y (one division per edge, not per
+        // row); `None` for edges parallel to x (they either keep or empty every row).
+        let mut edges = [(0.0, 0.0, 0.0, None); MAX_VERTS];
+        for (k, e) in edges.iter_mut().enumerate().take(m) {
+            let (a, b, c) = edge(&v[k], &v[(k + 1) % m]);
+            let (a, b, c) = (-a, -b, -c);
+            *e = if a.abs() < 1e-12 { (a, b, c, None) } else { (a, b, c, Some((-c / a - 0.5, -b / a))) };
+        }
+        let edges = &edges[..m];
         let (tw, th) = tex.map_or((1.0, 1.0), |t| t.size0());
         let far_q = if persp { 1.0 / FAR } else { f32::NEG_INFINITY };
         let base_c = v[0].c;
@@ -559,7 +582,7 @@ impl Renderer {
             let row = py * w;
             let (mut xs, mut xe) = (minx, maxx);
             let mut empty = false;
-            for &(a, b, c, k) in &edges {
+            for &(a, b, c, k) in edges {
                 match k {
                     None => empty |= b * yc + c < 0.0,
                     Some((k0, k1)) => {
