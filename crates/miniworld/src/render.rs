@@ -768,9 +768,8 @@ struct LodPlanes {
 
 /// Bilinear-textured pixels of one span of `n` pixels, a chunk of [`CHUNK`] pixels at a time (see
 /// [`shade_chunk`]). `depth` and `color` extend to the end of the span's last chunk (the pixels
-/// after the span are read and written back unchanged). The mip level is chosen per group of 4 pixels, at the group's centre (a GPU
-/// chooses it per 2x2 quad); when the first, last and two middle groups agree, the whole span
-/// uses that level (the texel footprint changes slowly and mostly monotonically along a span).
+/// after the span are read and written back unchanged). The mip level is chosen per group of 4
+/// pixels, at the group's centre (a GPU chooses it per 2x2 quad).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn bilinear_span<const AVX2: bool>(
@@ -790,29 +789,74 @@ fn bilinear_span<const AVX2: bool>(
     let top = (t.levels.len() - 1) as f32;
     let lit = flat.map(Lit::of);
     let last = (n - 1) as f32;
-    let centre = |g: usize| (g * GROUP) as f32 + 1.5;
-    let ng = n.div_ceil(GROUP);
-    let mut lv = [0i32; GROUPS];
-    levels_at(s, d, lp, top, [0, ng / 3, 2 * ng / 3, ng - 1].map(centre), last, &mut lv);
-    let uniform = lv.iter().all(|&l| l == lv[0]);
-    let chunk_levels = |c: usize, lv: &mut [i32; GROUPS]| {
-        let g0 = c * GROUPS;
-        levels_at(s, d, lp, top, [g0, g0 + 1, g0 + 2, g0 + 3].map(centre), last, lv);
-    };
-    let mut lv = [lv[0]; GROUPS];
-    if !uniform {
-        chunk_levels(0, &mut lv);
-    }
+    // Levels of the groups of up to `BATCH` chunks, eight groups per pass.
+    const BATCH: usize = 8;
+    let mut lv = [0i32; BATCH * GROUPS];
     let (dc, _) = depth.as_chunks_mut::<CHUNK>();
     let (cc, _) = color.as_chunks_mut::<CHUNK>();
     for (c, (dp, cp)) in dc.iter_mut().zip(cc).take(n.div_ceil(CHUNK)).enumerate() {
         let k = c * CHUNK;
-        let levels = lv.map(|l| &t.levels[l as usize]);
-        // The next chunk's levels before this chunk's shading, so that their latency overlaps.
-        if !uniform {
-            chunk_levels(c + 1, &mut lv);
+        if c % BATCH == 0 {
+            let groups = (n - k).div_ceil(GROUP).min(BATCH * GROUPS);
+            for (j, out) in lv.as_chunks_mut::<8>().0.iter_mut().enumerate().take(groups.div_ceil(8)) {
+                levels8::<AVX2>(s, d, lp, top, (k + 8 * j * GROUP) as f32, last, out);
+            }
         }
+        let g = (c % BATCH) * GROUPS;
+        let levels = [0, 1, 2, 3].map(|j| &t.levels[lv[g + j] as usize]);
         shade_chunk::<AVX2>(&levels, (n - k).min(CHUNK), s, d, k as f32, lit, far_q, dp, cp);
+    }
+}
+
+/// The mip levels of the eight groups from pixel `k0` (see [`levels_at`]).
+#[inline(always)]
+fn levels8<const AVX2: bool>(s: &Span, d: &Span, lp: &LodPlanes, top: f32, k0: f32, last: f32, lv: &mut [i32; 8]) {
+    let centres = |g0: f32| [0.0, 1.0, 2.0, 3.0].map(|j| k0 + (g0 + j) * GROUP as f32 + 1.5);
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: `AVX2` is true only under `draw_tris_avx2`, which runs on AVX2 machines.
+        unsafe { levels8_avx2(s, d, lp, top, k0, last, lv) };
+        return;
+    }
+    let (a, b) = lv.split_at_mut(4);
+    if let (Ok(a), Ok(b)) = (<&mut [i32; 4]>::try_from(a), <&mut [i32; 4]>::try_from(b)) {
+        levels_at(s, d, lp, top, centres(0.0), last, a);
+        levels_at(s, d, lp, top, centres(4.0), last, b);
+    }
+}
+
+/// [`levels8`] in one AVX2 pass (the same arithmetic as [`levels_at`], eight lanes).
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn levels8_avx2(s: &Span, d: &Span, lp: &LodPlanes, top: f32, k0: f32, last: f32, lv: &mut [i32; 8]) {
+    // SAFETY: AVX2 register arithmetic (the caller guarantees the CPU has it) and one unaligned
+    // 8-lane store into `lv`.
+    unsafe {
+        use std::arch::x86_64::*;
+        let set = _mm256_set1_ps;
+        let g = _mm256_setr_ps(1.5, 5.5, 9.5, 13.5, 17.5, 21.5, 25.5, 29.5);
+        let kc = _mm256_min_ps(_mm256_add_ps(set(k0), g), set(last));
+        let lin = |a: f32, da: f32| _mm256_add_ps(set(a), _mm256_mul_ps(set(da), kc));
+        let r = _mm256_div_ps(set(1.0), lin(s.q, d.q));
+        let uu = _mm256_mul_ps(lin(s.uq, d.uq), r);
+        let vv = _mm256_mul_ps(lin(s.vq, d.vq), r);
+        let grad = |p: f32, a: __m256, pq: f32, t: f32| {
+            _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(set(p), _mm256_mul_ps(a, set(pq))), r), set(t))
+        };
+        let (dudx, dvdx) = (grad(lp.pu.0, uu, lp.pq.0, lp.tw), grad(lp.pv.0, vv, lp.pq.0, lp.th));
+        let (dudy, dvdy) = (grad(lp.pu.1, uu, lp.pq.1, lp.tw), grad(lp.pv.1, vv, lp.pq.1, lp.th));
+        let sq = |a: __m256, b: __m256| _mm256_add_ps(_mm256_mul_ps(a, a), _mm256_mul_ps(b, b));
+        let rho2 = _mm256_max_ps(sq(dudx, dvdx), sq(dudy, dvdy));
+        let bits = _mm256_cvtepi32_ps(_mm256_castps_si256(rho2));
+        let l2 = _mm256_sub_ps(_mm256_mul_ps(bits, set(1.0 / (1u32 << 23) as f32)), set(127.0));
+        let pos = _mm256_cmp_ps::<_CMP_GT_OS>(rho2, _mm256_setzero_ps());
+        let l2 = _mm256_blendv_ps(set(-126.0), l2, pos);
+        let lod = _mm256_add_ps(_mm256_mul_ps(set(0.5), l2), set(0.5));
+        let lod = _mm256_min_ps(_mm256_max_ps(lod, _mm256_setzero_ps()), set(top));
+        _mm256_storeu_si256(lv.as_mut_ptr() as *mut __m256i, _mm256_cvttps_epi32(lod));
     }
 }
 
@@ -1378,6 +1422,24 @@ mod tests {
             levels_at(&s, &d, &lp, 8.0, k, last, &mut a);
             levels_at_scalar(&s, &d, &lp, 8.0, k, last, &mut b);
             prop_assert_eq!(a, b);
+        }
+
+        /// Eight levels in one AVX2 pass equal two SSE passes (and so the scalar definition).
+        #[test]
+        fn avx2_levels_match_sse(s in span(), d in step(), lp in lod_planes(), k0 in 0.0f32..300.0, last in 0.0f32..300.0) {
+            let k0 = k0.floor();
+            let mut a = [0i32; 8];
+            levels8::<false>(&s, &d, &lp, 8.0, k0, last, &mut a);
+            let mut b = [0i32; 4];
+            levels_at_scalar(&s, &d, &lp, 8.0, [1.5, 5.5, 9.5, 13.5].map(|c| k0 + c), last, &mut b);
+            prop_assert_eq!(&a[..4], &b[..]);
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                let mut c = [0i32; 8];
+                // SAFETY: the CPU has AVX2.
+                unsafe { levels8_avx2(&s, &d, &lp, 8.0, k0, last, &mut c) };
+                prop_assert_eq!(a, c);
+            }
         }
 
         /// The SSE2 and AVX2 chunks (addressing, depth test, fixed-point blend, light) equal the
