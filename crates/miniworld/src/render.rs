@@ -81,7 +81,7 @@ impl Light {
     /// `n` need not be unit length (scaled meshes have scaled normals, as in the peer).
     fn shade(&self, kd: [f32; 3], n: [f32; 3]) -> [f32; 3] {
         let ndl = (n[0] * self.dir[0] + n[1] * self.dir[1] + n[2] * self.dir[2]).max(0.0);
-        [0, 1, 2].map(|k| (kd[k] * self.ambient[k] + kd[k] * self.diffuse[k] * ndl).clamp(0.0, 1.0))
+        arr3(|k| (kd[k] * self.ambient[k] + kd[k] * self.diffuse[k] * ndl).clamp(0.0, 1.0))
     }
 }
 
@@ -141,6 +141,18 @@ fn push_polygon(o: &[[f64; 3]], vert: impl Fn([f64; 3]) -> Vert, tex: Option<&'s
     }
 }
 
+/// `[f(0), f(1), f(2)]`, always inlined (`array::map` is not always, in the large draw loop).
+#[inline(always)]
+fn arr3<T>(f: impl Fn(usize) -> T) -> [T; 3] {
+    [f(0), f(1), f(2)]
+}
+
+/// `[f(0), f(1), f(2), f(3)]`, always inlined.
+#[inline(always)]
+fn arr4<T>(f: impl Fn(usize) -> T) -> [T; 4] {
+    [f(0), f(1), f(2), f(3)]
+}
+
 /// Rotation about +y by `dir` (the peer's `glRotatef(dir deg, 0, 1, 0)`): local +x → dir_vec.
 fn place(e: &Entity, p: [f32; 3], s: f32) -> [f32; 3] {
     let (sn, cs) = (e.dir.sin() as f32, e.dir.cos() as f32);
@@ -163,9 +175,9 @@ fn push_local(
     out: &mut Vec<Face>,
 ) {
     for t in tris {
-        let v = [0, 1, 2].map(|i| {
+        let v = arr3(|i| {
             let n = rot_n(e, t.n[i]);
-            Vert { p: place(e, t.p[i], size), uv: t.uv[i], c: light.shade(t.kd, n.map(|x| x * nscale)) }
+            Vert { p: place(e, t.p[i], size), uv: t.uv[i], c: light.shade(t.kd, arr3(|k| n[k] * nscale)) }
         });
         out.push(Face::tri(v, tex, true));
     }
@@ -385,7 +397,7 @@ impl Renderer {
             let (dv, rv) = (a.dir_vec(), a.right_vec());
             let r = a.radius.v;
             let at = |k: f64, m: f64| Vert {
-                p: [0, 1, 2].map(|i| (p[i] + k * rv[i] * r + m * dv[i] * r) as f32),
+                p: arr3(|i| (p[i] + k * rv[i] * r + m * dv[i] * r) as f32),
                 uv: [0.0; 2],
                 c: [1.0, 0.0, 0.0],
             };
@@ -432,7 +444,8 @@ impl Renderer {
         let flat = t.verts().iter().all(|v| v.c == t.v[0].c).then_some(t.v[0].c);
         match proj {
             Proj::Persp { eye, r, u, f, sx, sy } => {
-                let cv = t.v.map(|v| {
+                let cv = arr4(|i| {
+                    let v = t.v[i];
                     let d = [v.p[0] as f64 - eye[0], v.p[1] as f64 - eye[1], v.p[2] as f64 - eye[2]];
                     let dot = |a: &[f64; 3]| a[0] * d[0] + a[1] * d[1] + a[2] * d[2];
                     CVert { vx: dot(r), vy: dot(u), w: dot(f), u: v.uv[0], v: v.uv[1], c: v.c }
@@ -456,7 +469,7 @@ impl Renderer {
                             w: NEAR,
                             u: a.u + (b.u - a.u) * sf,
                             v: a.v + (b.v - a.v) * sf,
-                            c: [0, 1, 2].map(|k| a.c[k] + (b.c[k] - a.c[k]) * sf),
+                            c: arr3(|k| a.c[k] + (b.c[k] - a.c[k]) * sf),
                         };
                         n += 1;
                     }
@@ -479,21 +492,24 @@ impl Renderer {
                             q: qf,
                             u: c.u * qf,
                             v: c.v * qf,
-                            c: c.c.map(|k| k * qf),
+                            c: arr3(|k| c.c[k] * qf),
                         }
                     };
                 }
                 self.raster::<AVX2>(&mut sv[..n], t.tex, flat, t.cull, w, h, true, bilinear);
             }
             Proj::Ortho { min_x, max_x, min_z, max_z } => {
-                let mut sv = t.v.map(|v| SVert {
-                    x: ((v.p[0] as f64 - min_x) / (max_x - min_x) * w as f64) as f32,
-                    y: ((v.p[2] as f64 - min_z) / (max_z - min_z) * h as f64) as f32,
-                    z: (v.p[1] + 100.0) / 200.0,
-                    q: 1.0,
-                    u: v.uv[0],
-                    v: v.uv[1],
-                    c: v.c,
+                let mut sv = arr4(|i| {
+                    let v = t.v[i];
+                    SVert {
+                        x: ((v.p[0] as f64 - min_x) / (max_x - min_x) * w as f64) as f32,
+                        y: ((v.p[2] as f64 - min_z) / (max_z - min_z) * h as f64) as f32,
+                        z: (v.p[1] + 100.0) / 200.0,
+                        q: 1.0,
+                        u: v.uv[0],
+                        v: v.uv[1],
+                        c: v.c,
+                    }
                 });
                 self.raster::<AVX2>(&mut sv[..t.n], t.tex, flat, t.cull, w, h, false, bilinear);
             }
@@ -550,7 +566,7 @@ impl Renderer {
         let pq = plane(v[0].q, va.q, vb.q);
         let pu = plane(v[0].u, va.u, vb.u);
         let pv = plane(v[0].v, va.v, vb.v);
-        let pc = [0, 1, 2].map(|k| plane(v[0].c[k], va.c[k], vb.c[k]));
+        let pc = arr3(|k| plane(v[0].c[k], va.c[k], vb.c[k]));
         let edge = |a: &SVert, b: &SVert| {
             // E(x, y) = (b.x - a.x) * (y - a.y) - (b.y - a.y) * (x - a.x), sign chosen inside >= 0.
             let (ex, ey) = (b.x - a.x, b.y - a.y);
@@ -607,7 +623,7 @@ impl Renderer {
                 q: v[0].q + pq.0 * dx0 + pq.1 * dy,
                 uq: v[0].u + pu.0 * dx0 + pu.1 * dy,
                 vq: v[0].v + pv.0 * dx0 + pv.1 * dy,
-                cq: [0, 1, 2].map(|k| base_c[k] + pc[k].0 * dx0 + pc[k].1 * dy),
+                cq: arr3(|k| base_c[k] + pc[k].0 * dx0 + pc[k].1 * dy),
             };
             let d = Span { z: pz.0, q: pq.0, uq: pu.0, vq: pv.0, cq: [pc[0].0, pc[1].0, pc[2].0] };
             let (at, n) = (self.depth_at + row + xs, xe - xs);
@@ -803,7 +819,7 @@ fn bilinear_span<const AVX2: bool>(
             }
         }
         let g = (c % BATCH) * GROUPS;
-        let levels = [0, 1, 2, 3].map(|j| &t.levels[lv[g + j] as usize]);
+        let levels = arr4(|j| &t.levels[lv[g + j] as usize]);
         shade_chunk::<AVX2>(&levels, (n - k).min(CHUNK), s, d, k as f32, lit, far_q, dp, cp);
     }
 }
@@ -811,7 +827,7 @@ fn bilinear_span<const AVX2: bool>(
 /// The mip levels of the eight groups from pixel `k0` (see [`levels_at`]).
 #[inline(always)]
 fn levels8<const AVX2: bool>(s: &Span, d: &Span, lp: &LodPlanes, top: f32, k0: f32, last: f32, lv: &mut [i32; 8]) {
-    let centres = |g0: f32| [0.0, 1.0, 2.0, 3.0].map(|j| k0 + (g0 + j) * GROUP as f32 + 1.5);
+    let centres = |g0: f32| arr4(|j| k0 + (g0 + j as f32) * GROUP as f32 + 1.5);
     #[cfg(target_arch = "x86_64")]
     if AVX2 {
         // SAFETY: `AVX2` is true only under `draw_tris_avx2`, which runs on AVX2 machines.
