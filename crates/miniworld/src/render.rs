@@ -655,32 +655,21 @@ impl Renderer {
 
     fn resolve(&self, width: u32, height: u32, ss: usize) -> Frame {
         let (w, h) = (width as usize, height as usize);
-        let mut px = vec![0u8; w * h * 3];
         if ss == 1 {
+            // Appended, not zeroed first and then overwritten.
+            let mut px = Vec::with_capacity(w * h * 3);
             let color = &self.color[..w * h];
             #[cfg(target_arch = "x86_64")]
-            let done = if std::is_x86_feature_detected!("ssse3") {
+            if std::is_x86_feature_detected!("ssse3") {
                 // SAFETY: the CPU has SSSE3 (checked just above).
-                unsafe { pack_rgb16_ssse3(color, &mut px) }
-            } else {
-                0
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            let done = 0;
-            // The rest four packed pixels to 12 bytes at a time, then one by one.
-            let (out4, out_rest) = px[done * 3..].as_chunks_mut::<12>();
-            let (in4, in_rest) = color[done..].as_chunks::<4>();
-            for (o, c) in out4.iter_mut().zip(in4) {
-                let b = [c[0] | (c[1] << 24), (c[1] >> 8) | (c[2] << 16), (c[2] >> 16) | (c[3] << 8)];
-                o[..4].copy_from_slice(&b[0].to_le_bytes());
-                o[4..8].copy_from_slice(&b[1].to_le_bytes());
-                o[8..].copy_from_slice(&b[2].to_le_bytes());
+                unsafe { pack_rgb16_ssse3(color, &mut px) };
             }
-            for (o, c) in out_rest.chunks_exact_mut(3).zip(in_rest) {
-                o.copy_from_slice(&c.to_le_bytes()[..3]);
+            for c in &color[px.len() / 3..] {
+                px.extend_from_slice(&c.to_le_bytes()[..3]);
             }
             return Frame::new(width, height, px).unwrap_or_else(|_| Frame::filled(width, height, [0, 0, 0]));
         }
+        let mut px = vec![0u8; w * h * 3];
         let n = (ss * ss) as u32;
         for y in 0..h {
             for x in 0..w {
@@ -704,16 +693,17 @@ impl Renderer {
     }
 }
 
-/// Packed RGB8 pixels (`r | g << 8 | b << 16`) to RGB bytes, 16 pixels (48 bytes) at a time;
-/// returns how many pixels it wrote (a multiple of 16).
+/// Appends packed RGB8 pixels (`r | g << 8 | b << 16`) to `out` as RGB bytes, 16 pixels (48
+/// bytes) at a time, up to the last whole 16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "ssse3")]
-fn pack_rgb16_ssse3(color: &[u32], out: &mut [u8]) -> usize {
+fn pack_rgb16_ssse3(color: &[u32], out: &mut Vec<u8>) {
     use std::arch::x86_64::*;
-    let n = (color.len().min(out.len() / 3)) / 16 * 16;
     // Bytes 0-2, 4-6, 8-10, 12-14 to 0..12; the rest zero.
     let pick = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
-    for (c, o) in color[..n].chunks_exact(16).zip(out[..n * 3].chunks_exact_mut(48)) {
+    let (blocks, _) = color.as_chunks::<16>();
+    for c in blocks {
+        let mut o = [0u8; 48];
         // SAFETY: 16-byte unaligned loads from `c` (16 u32 = 64 bytes) and stores into `o` (48
         // bytes) at offsets 0, 16, 32.
         unsafe {
@@ -724,8 +714,8 @@ fn pack_rgb16_ssse3(color: &[u32], out: &mut [u8]) -> usize {
             _mm_storeu_si128(o.add(1), _mm_or_si128(_mm_srli_si128::<4>(b), _mm_slli_si128::<8>(c)));
             _mm_storeu_si128(o.add(2), _mm_or_si128(_mm_srli_si128::<8>(c), _mm_slli_si128::<4>(d)));
         }
+        out.extend_from_slice(&o);
     }
-    n
 }
 
 /// log2 from the float's bits (piecewise linear, ample for mip selection).
@@ -1418,11 +1408,11 @@ mod tests {
             let want: Vec<u8> = c.iter().flat_map(|p| p.to_le_bytes().into_iter().take(3)).collect();
             #[cfg(target_arch = "x86_64")]
             if std::is_x86_feature_detected!("ssse3") {
-                let mut got = vec![0u8; c.len() * 3];
+                let mut got = Vec::new();
                 // SAFETY: the CPU has SSSE3.
-                let n = unsafe { pack_rgb16_ssse3(&c, &mut got) };
-                prop_assert_eq!(n, c.len() / 16 * 16);
-                prop_assert_eq!(&got[..n * 3], &want[..n * 3]);
+                unsafe { pack_rgb16_ssse3(&c, &mut got) };
+                let n = c.len() / 16 * 16;
+                prop_assert_eq!(&got[..], &want[..n * 3]);
             }
             let r = Renderer { w: c.len(), h: 1, color: c.clone(), ..Default::default() };
             let f = r.resolve(c.len() as u32, 1, 1);
