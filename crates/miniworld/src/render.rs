@@ -1139,8 +1139,13 @@ unsafe fn shade_chunk_avx2(
         let frac = _mm256_set1_epi32((1 << WEIGHT_BITS) - 1);
         let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         // Per-lane level parameters: group 2p in the low half, 2p + 1 in the high half.
-        let per = |p: usize, f: &dyn Fn(&Level) -> i32| {
-            _mm256_setr_m128i(_mm_set1_epi32(f(levels[2 * p])), _mm_set1_epi32(f(levels[2 * p + 1])))
+        let per = |p: usize, f: fn(&Level) -> &i32| {
+            let (a, b) = (f(levels[2 * p]), f(levels[2 * p + 1]));
+            _mm256_setr_m128i(_mm_set1_epi32(*a), _mm_set1_epi32(*b))
+        };
+        let per_f = |p: usize, f: fn(&Level) -> &f32| {
+            let (a, b) = (f(levels[2 * p]), f(levels[2 * p + 1]));
+            _mm256_setr_m128(_mm_broadcast_ss(a), _mm_broadcast_ss(b))
         };
         let flat = lit.map(|l| (_mm256_set1_epi32(l.rb as i32), _mm256_set1_epi32(l.ga as i32)));
         const { assert!(GROUPS == 4, "two pairs of groups per chunk") };
@@ -1166,8 +1171,7 @@ unsafe fn shade_chunk_avx2(
                 continue;
             }
             let r = _mm256_div_ps(set(1.0), q);
-            let lw = _mm256_cvtepi32_ps(per(p, &|l| l.w as i32));
-            let lh = _mm256_cvtepi32_ps(per(p, &|l| l.h as i32));
+            let (lw, lh) = (per_f(p, |l| &l.wf), per_f(p, |l| &l.hf));
             let x = _mm256_sub_ps(
                 _mm256_mul_ps(_mm256_mul_ps(lin(s.uq, d.uq), r), _mm256_mul_ps(lw, set(one))),
                 set(one / 2.0),
@@ -1185,9 +1189,9 @@ unsafe fn shade_chunk_avx2(
             let weights =
                 (_mm256_or_si256(fx, _mm256_slli_epi32(fx, 16)), _mm256_or_si256(fy, _mm256_slli_epi32(fy, 16)));
             let (tx, ty) = (_mm256_srai_epi32(xi, WEIGHT_BITS as i32), _mm256_srai_epi32(yi, WEIGHT_BITS as i32));
-            let mh = per(p, &|l| l.h as i32 - 1);
-            let shift = per(p, &|l| l.shift as i32);
-            let x0 = _mm256_and_si256(tx, per(p, &|l| l.w as i32 - 1));
+            let mh = per(p, |l| &l.h_mask);
+            let shift = per(p, |l| &l.shift_i);
+            let x0 = _mm256_and_si256(tx, per(p, |l| &l.w_mask));
             let row = |y: __m256i| {
                 let y = _mm256_and_si256(y, mh);
                 _mm256_add_epi32(_mm256_add_epi32(_mm256_sllv_epi32(y, shift), y), x0)

@@ -74,6 +74,13 @@ pub struct Level {
     /// `(y << shift) + y + x`.
     pub rgba: Vec<u32>,
     pub texels: Vec<[f32; 4]>,
+    /// The renderer's per-level constants, ready to broadcast: w and h as f32, w - 1 and h - 1
+    /// (wrap masks) and log2(w) as i32.
+    pub wf: f32,
+    pub hf: f32,
+    pub w_mask: i32,
+    pub h_mask: i32,
+    pub shift_i: i32,
 }
 
 impl Level {
@@ -81,7 +88,19 @@ impl Level {
         let b = |x: f32| (x * 255.0 + 0.5) as u8 as u32;
         let px = |t: &[f32; 4]| b(t[0]) | (b(t[1]) << 8) | (b(t[2]) << 16);
         let rgba = texels.chunks_exact(w).flat_map(|row| row.iter().chain(&row[..1]).map(px)).collect();
-        Level { w, h, shift: w.trailing_zeros(), texels, rgba }
+        let shift = w.trailing_zeros();
+        Level {
+            w,
+            h,
+            shift,
+            texels,
+            rgba,
+            wf: w as f32,
+            hf: h as f32,
+            w_mask: w as i32 - 1,
+            h_mask: h as i32 - 1,
+            shift_i: shift as i32,
+        }
     }
 
     /// Bilinear sample at (u, v) in repeats, wrapping (sizes are powers of two).
