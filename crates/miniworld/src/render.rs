@@ -1221,10 +1221,10 @@ unsafe fn shade_chunk_avx2(
             let Some((ps, z, (wx, wy), (lit_rb, lit_ga), (top, bot))) = a else { continue };
             // The eight indices of a register, as two groups of four.
             let lanes = |v: __m256i| {
-                let (a, b) = (_mm256_extract_epi64::<0>(v), _mm256_extract_epi64::<1>(v));
-                let (c, d) = (_mm256_extract_epi64::<2>(v), _mm256_extract_epi64::<3>(v));
-                let (lo, hi) = (|x: i64| x as u32 as usize, |x: i64| (x as u64 >> 32) as usize);
-                ([lo(a), hi(a), lo(b), hi(b)], [lo(c), hi(c), lo(d), hi(d)])
+                let mut i = [0u32; 8];
+                _mm256_storeu_si256(i.as_mut_ptr() as *mut __m256i, v);
+                let u = |k: usize| i[k] as usize;
+                ([u(0), u(1), u(2), u(3)], [u(4), u(5), u(6), u(7)])
             };
             // Four (left, right) texel pairs of one group to a register of lefts and one of rights.
             let split = |g: usize, i: [usize; 4]| {
