@@ -308,6 +308,7 @@ pub struct Renderer {
     /// slack at the end).
     depth: Vec<f32>,
     depth_at: usize,
+    order: Vec<(u32, u32)>,
     dynamic: Vec<Face>,
 }
 
@@ -424,9 +425,33 @@ impl Renderer {
         proj: &Proj,
         bilinear: bool,
     ) {
-        for t in stat.iter().chain(dynamic) {
+        let Proj::Persp { eye, .. } = proj else {
+            for t in stat.iter().chain(dynamic) {
+                self.draw_tri::<AVX2>(t, w, h, proj, bilinear);
+            }
+            return;
+        };
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        let eye = eye.map(|x| x as f32);
+        order.extend(stat.iter().chain(dynamic).enumerate().map(|(i, t)| {
+            let mut c = [0.0f32; 3];
+            for v in t.verts() {
+                for k in 0..3 {
+                    c[k] += v.p[k];
+                }
+            }
+            let n = t.n as f32;
+            let c = arr3(|k| c[k] / n - eye[k]);
+            ((c[0] * c[0] + c[1] * c[1] + c[2] * c[2]).to_bits(), i as u32)
+        }));
+        order.sort_unstable();
+        for &(_, i) in &order {
+            let i = i as usize;
+            let t = if i < stat.len() { &stat[i] } else { &dynamic[i - stat.len()] };
             self.draw_tri::<AVX2>(t, w, h, proj, bilinear);
         }
+        self.order = order;
     }
 
     /// [`Renderer::draw_tris`] compiled for AVX2 machines: the same SSE2 arithmetic (bit-identical
@@ -809,6 +834,7 @@ fn bilinear_span<const AVX2: bool>(
             }
         }
         let g = (c % BATCH) * GROUPS;
+
         let levels = arr4(|j| &t.levels[lv[g + j] as usize]);
         shade_chunk::<AVX2>(&levels, (n - k).min(CHUNK), s, d, k as f32, lit, far_q, dp, cp);
     }
