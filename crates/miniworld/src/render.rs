@@ -435,14 +435,8 @@ impl Renderer {
         order.clear();
         let eye = eye.map(|x| x as f32);
         order.extend(stat.iter().chain(dynamic).enumerate().map(|(i, t)| {
-            let mut c = [0.0f32; 3];
-            for v in t.verts() {
-                for k in 0..3 {
-                    c[k] += v.p[k];
-                }
-            }
             let n = t.n as f32;
-            let c = arr3(|k| c[k] / n - eye[k]);
+            let c = arr3(|k| t.verts().iter().map(|v| v.p[k]).sum::<f32>() / n - eye[k]);
             ((c[0] * c[0] + c[1] * c[1] + c[2] * c[2]).to_bits(), i as u32)
         }));
         order.sort_unstable();
