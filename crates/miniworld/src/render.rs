@@ -811,9 +811,8 @@ fn bilinear_span<const AVX2: bool>(
     if n == 0 {
         return;
     }
-    let top = (t.levels.len() - 1) as f32;
+    let lod = SpanLod::new(s, d, lp, (t.levels.len() - 1) as f32, (n - 1) as f32);
     let lit = flat.map(Lit::of);
-    let last = (n - 1) as f32;
     // Levels of the groups of up to `BATCH` chunks, eight groups per pass.
     const BATCH: usize = 8;
     let mut lv = [0i32; BATCH * GROUPS];
@@ -824,65 +823,161 @@ fn bilinear_span<const AVX2: bool>(
         if c % BATCH == 0 {
             let groups = (n - k).div_ceil(GROUP).min(BATCH * GROUPS);
             for (j, out) in lv.as_chunks_mut::<8>().0.iter_mut().enumerate().take(groups.div_ceil(8)) {
-                levels8::<AVX2>(s, d, lp, top, (k + 8 * j * GROUP) as f32, last, out);
+                levels8::<AVX2>(&lod, (k + 8 * j * GROUP) as f32, out);
             }
         }
         let g = (c % BATCH) * GROUPS;
-
         let levels = arr4(|j| &t.levels[lv[g + j] as usize]);
         shade_chunk::<AVX2>(&levels, (n - k).min(CHUNK), s, d, k as f32, lit, far_q, dp, cp);
     }
 }
 
-/// The mip levels of the eight groups from pixel `k0` (see [`levels_at`]).
-#[inline(always)]
-fn levels8<const AVX2: bool>(s: &Span, d: &Span, lp: &LodPlanes, top: f32, k0: f32, last: f32, lv: &mut [i32; 8]) {
-    let centres = |g0: f32| arr4(|j| k0 + (g0 + j as f32) * GROUP as f32 + 1.5);
-    #[cfg(target_arch = "x86_64")]
-    if AVX2 {
-        // SAFETY: `AVX2` is true only under `draw_tris_avx2`, which runs on AVX2 machines.
-        unsafe { levels8_avx2(s, d, lp, top, k0, last, lv) };
-        return;
+/// The mip-level choice along one span, in a form with no division per group. With q = 1/w, the
+/// texel footprint of a pixel is `(d(u, v)/dx, d(u, v)/dy) / q²` where the x numerators are
+/// constant along a row and the y numerators linear in the pixel index k (u/w, v/w and q are
+/// affine in k). So rho² = max(`ax`, (`uy0` + `duy` k)² + (`vy0` + `dvy` k)²) / q(k)⁴ (in texels,
+/// level 0), and the peer's LOD (log2 of the larger footprint axis, nearest level) is
+/// `0.5 log2(max(..)) - 2 log2(q) + 0.5`, both logs read from the floats' bits.
+#[derive(Debug, Clone, Copy)]
+struct SpanLod {
+    q0: f32,
+    dq: f32,
+    ax: f32,
+    uy0: f32,
+    duy: f32,
+    vy0: f32,
+    dvy: f32,
+    /// The coarsest level.
+    top: f32,
+    /// The span's last pixel (group centres past it are clamped to it).
+    last: f32,
+}
+
+impl SpanLod {
+    fn new(s: &Span, d: &Span, lp: &LodPlanes, top: f32, last: f32) -> Self {
+        let (ux, vx) = (lp.tw * (lp.pu.0 * s.q - s.uq * lp.pq.0), lp.th * (lp.pv.0 * s.q - s.vq * lp.pq.0));
+        SpanLod {
+            q0: s.q,
+            dq: d.q,
+            ax: ux * ux + vx * vx,
+            uy0: lp.tw * (lp.pu.1 * s.q - s.uq * lp.pq.1),
+            duy: lp.tw * (lp.pu.1 * d.q - d.uq * lp.pq.1),
+            vy0: lp.th * (lp.pv.1 * s.q - s.vq * lp.pq.1),
+            dvy: lp.th * (lp.pv.1 * d.q - d.vq * lp.pq.1),
+            top,
+            last,
+        }
     }
-    let (a, b) = lv.split_at_mut(4);
-    if let (Ok(a), Ok(b)) = (<&mut [i32; 4]>::try_from(a), <&mut [i32; 4]>::try_from(b)) {
-        levels_at(s, d, lp, top, centres(0.0), last, a);
-        levels_at(s, d, lp, top, centres(4.0), last, b);
+
+    /// The level at pixel `k` (the definition the SIMD passes reproduce bit for bit; `max`/`min`
+    /// written as `maxps`/`minps` compute them, NaN included).
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+    fn level(&self, k: f32) -> i32 {
+        let k = if k < self.last { k } else { self.last };
+        let q = self.q0 + self.dq * k;
+        let (uy, vy) = (self.uy0 + self.duy * k, self.vy0 + self.dvy * k);
+        let ay = uy * uy + vy * vy;
+        let m = if self.ax > ay { self.ax } else { ay };
+        let log2 = |x: f32| (x.to_bits() as i32 as f32) * (1.0 / (1u32 << 23) as f32) - 127.0;
+        let lod = 0.5 * log2(m) - 2.0 * log2(q) + 0.5;
+        let lod = if lod > 0.0 { lod } else { 0.0 };
+        (if lod < self.top { lod } else { self.top }) as i32
     }
 }
 
-/// [`levels8`] in one AVX2 pass (the same arithmetic as [`levels_at`], eight lanes).
+/// The mip levels of the eight groups from pixel `k0`, at the groups' centres: one AVX2 pass, two
+/// SSE2 passes, or scalar.
+#[inline(always)]
+fn levels8<const AVX2: bool>(lod: &SpanLod, k0: f32, lv: &mut [i32; 8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if AVX2 {
+            // SAFETY: `AVX2` is true only under `draw_tris_avx2`, which runs on AVX2 machines.
+            unsafe { levels8_avx2(lod, k0, lv) };
+        } else {
+            let (a, b) = lv.split_at_mut(4);
+            if let (Ok(a), Ok(b)) = (<&mut [i32; 4]>::try_from(a), <&mut [i32; 4]>::try_from(b)) {
+                levels4_sse2(lod, k0, a);
+                levels4_sse2(lod, k0 + 4.0 * GROUP as f32, b);
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for (g, l) in lv.iter_mut().enumerate() {
+        *l = lod.level(k0 + (g * GROUP) as f32 + 1.5);
+    }
+}
+
+/// Generates a SIMD pass of [`SpanLod::level`] over the group centres of `$centres`.
+macro_rules! lod_pass {
+    ($lod:expr, $k0:expr, $centres:expr, $v:ty, $set:ident, $add:ident, $mul:ident, $sub:ident,
+     $max:ident, $min:ident, $cvt:ident, $cast:ident, $cvtt:ident) => {{
+        let l = $lod;
+        let kc = $min($add($set($k0), $centres), $set(l.last));
+        let lin = |a: f32, da: f32| -> $v { $add($set(a), $mul($set(da), kc)) };
+        let q = lin(l.q0, l.dq);
+        let (uy, vy) = (lin(l.uy0, l.duy), lin(l.vy0, l.dvy));
+        let m = $max($set(l.ax), $add($mul(uy, uy), $mul(vy, vy)));
+        let log2 = |x: $v| $sub($mul($cvt($cast(x)), $set(1.0 / (1u32 << 23) as f32)), $set(127.0));
+        let lod = $add($sub($mul($set(0.5), log2(m)), $mul($set(2.0), log2(q))), $set(0.5));
+        $cvtt($min($max(lod, $set(0.0)), $set(l.top)))
+    }};
+}
+
+/// Four group levels in one SSE2 pass.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn levels4_sse2(lod: &SpanLod, k0: f32, lv: &mut [i32; 4]) {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 register arithmetic (x86-64 baseline) and one unaligned 4-lane store.
+    unsafe {
+        let l = lod_pass!(
+            lod,
+            k0,
+            _mm_setr_ps(1.5, 5.5, 9.5, 13.5),
+            __m128,
+            _mm_set1_ps,
+            _mm_add_ps,
+            _mm_mul_ps,
+            _mm_sub_ps,
+            _mm_max_ps,
+            _mm_min_ps,
+            _mm_cvtepi32_ps,
+            _mm_castps_si128,
+            _mm_cvttps_epi32
+        );
+        _mm_storeu_si128(lv.as_mut_ptr() as *mut __m128i, l);
+    }
+}
+
+/// Eight group levels in one AVX2 pass.
 ///
 /// # Safety
 /// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn levels8_avx2(s: &Span, d: &Span, lp: &LodPlanes, top: f32, k0: f32, last: f32, lv: &mut [i32; 8]) {
+unsafe fn levels8_avx2(lod: &SpanLod, k0: f32, lv: &mut [i32; 8]) {
+    use std::arch::x86_64::*;
     // SAFETY: AVX2 register arithmetic (the caller guarantees the CPU has it) and one unaligned
-    // 8-lane store into `lv`.
+    // 8-lane store.
     unsafe {
-        use std::arch::x86_64::*;
-        let set = _mm256_set1_ps;
-        let g = _mm256_setr_ps(1.5, 5.5, 9.5, 13.5, 17.5, 21.5, 25.5, 29.5);
-        let kc = _mm256_min_ps(_mm256_add_ps(set(k0), g), set(last));
-        let lin = |a: f32, da: f32| _mm256_add_ps(set(a), _mm256_mul_ps(set(da), kc));
-        let r = _mm256_div_ps(set(1.0), lin(s.q, d.q));
-        let uu = _mm256_mul_ps(lin(s.uq, d.uq), r);
-        let vv = _mm256_mul_ps(lin(s.vq, d.vq), r);
-        let grad = |p: f32, a: __m256, pq: f32, t: f32| {
-            _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(set(p), _mm256_mul_ps(a, set(pq))), r), set(t))
-        };
-        let (dudx, dvdx) = (grad(lp.pu.0, uu, lp.pq.0, lp.tw), grad(lp.pv.0, vv, lp.pq.0, lp.th));
-        let (dudy, dvdy) = (grad(lp.pu.1, uu, lp.pq.1, lp.tw), grad(lp.pv.1, vv, lp.pq.1, lp.th));
-        let sq = |a: __m256, b: __m256| _mm256_add_ps(_mm256_mul_ps(a, a), _mm256_mul_ps(b, b));
-        let rho2 = _mm256_max_ps(sq(dudx, dvdx), sq(dudy, dvdy));
-        let bits = _mm256_cvtepi32_ps(_mm256_castps_si256(rho2));
-        let l2 = _mm256_sub_ps(_mm256_mul_ps(bits, set(1.0 / (1u32 << 23) as f32)), set(127.0));
-        let pos = _mm256_cmp_ps::<_CMP_GT_OS>(rho2, _mm256_setzero_ps());
-        let l2 = _mm256_blendv_ps(set(-126.0), l2, pos);
-        let lod = _mm256_add_ps(_mm256_mul_ps(set(0.5), l2), set(0.5));
-        let lod = _mm256_min_ps(_mm256_max_ps(lod, _mm256_setzero_ps()), set(top));
-        _mm256_storeu_si256(lv.as_mut_ptr() as *mut __m256i, _mm256_cvttps_epi32(lod));
+        let centres = _mm256_setr_ps(1.5, 5.5, 9.5, 13.5, 17.5, 21.5, 25.5, 29.5);
+        let l = lod_pass!(
+            lod,
+            k0,
+            centres,
+            __m256,
+            _mm256_set1_ps,
+            _mm256_add_ps,
+            _mm256_mul_ps,
+            _mm256_sub_ps,
+            _mm256_max_ps,
+            _mm256_min_ps,
+            _mm256_cvtepi32_ps,
+            _mm256_castps_si256,
+            _mm256_cvttps_epi32
+        );
+        _mm256_storeu_si256(lv.as_mut_ptr() as *mut __m256i, l);
     }
 }
 
@@ -924,58 +1019,6 @@ impl Lit {
 /// Fractional bits of the texel coordinates and bilinear weights (as GPUs, the 2x2 footprint is
 /// blended in fixed point).
 const WEIGHT_BITS: u32 = 7;
-
-/// The mip levels at four points `kc` of a span (clamped to its last pixel): the peer's LOD (log2
-/// of the larger texel-footprint axis, nearest level).
-#[inline(always)]
-fn levels_at(s: &Span, d: &Span, lp: &LodPlanes, top: f32, kc: [f32; 4], last: f32, lv: &mut [i32; 4]) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE2 register arithmetic (x86-64 baseline), one unaligned 4-lane load of `kc` and
-    // one store into `lv`.
-    unsafe {
-        use std::arch::x86_64::*;
-        let set = _mm_set1_ps;
-        let kc = _mm_min_ps(_mm_loadu_ps(kc.as_ptr()), set(last));
-        let lin = |a: f32, da: f32| _mm_add_ps(set(a), _mm_mul_ps(set(da), kc));
-        let r = _mm_div_ps(set(1.0), lin(s.q, d.q));
-        let uu = _mm_mul_ps(lin(s.uq, d.uq), r);
-        let vv = _mm_mul_ps(lin(s.vq, d.vq), r);
-        let grad = |p: f32, a: __m128, pq: f32, t: f32| {
-            _mm_mul_ps(_mm_mul_ps(_mm_sub_ps(set(p), _mm_mul_ps(a, set(pq))), r), set(t))
-        };
-        let (dudx, dvdx) = (grad(lp.pu.0, uu, lp.pq.0, lp.tw), grad(lp.pv.0, vv, lp.pq.0, lp.th));
-        let (dudy, dvdy) = (grad(lp.pu.1, uu, lp.pq.1, lp.tw), grad(lp.pv.1, vv, lp.pq.1, lp.th));
-        let sq = |a: __m128, b: __m128| _mm_add_ps(_mm_mul_ps(a, a), _mm_mul_ps(b, b));
-        let rho2 = _mm_max_ps(sq(dudx, dvdx), sq(dudy, dvdy));
-        // fast_log2: the float's bits as a number, scaled; -126 for rho2 <= 0.
-        let bits = _mm_cvtepi32_ps(_mm_castps_si128(rho2));
-        let l2 = _mm_sub_ps(_mm_mul_ps(bits, set(1.0 / (1u32 << 23) as f32)), set(127.0));
-        let pos = _mm_cmpgt_ps(rho2, _mm_setzero_ps());
-        let l2 = _mm_or_ps(_mm_and_ps(pos, l2), _mm_andnot_ps(pos, set(-126.0)));
-        let lod = _mm_add_ps(_mm_mul_ps(set(0.5), l2), set(0.5));
-        let lod = _mm_min_ps(_mm_max_ps(lod, _mm_setzero_ps()), set(top));
-        _mm_storeu_si128(lv.as_mut_ptr() as *mut __m128i, _mm_cvttps_epi32(lod));
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    levels_at_scalar(s, d, lp, top, kc, last, lv);
-}
-
-/// [`levels_at`] without SIMD (other targets; the SIMD path is tested against it).
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-fn levels_at_scalar(s: &Span, d: &Span, lp: &LodPlanes, top: f32, kc: [f32; 4], last: f32, lv: &mut [i32; 4]) {
-    for (l, kc) in lv.iter_mut().zip(kc) {
-        let kc = kc.min(last);
-        let r = 1.0 / (s.q + d.q * kc);
-        let (uu, vv) = ((s.uq + d.uq * kc) * r, (s.vq + d.vq * kc) * r);
-        let dudx = (lp.pu.0 - uu * lp.pq.0) * r * lp.tw;
-        let dvdx = (lp.pv.0 - vv * lp.pq.0) * r * lp.th;
-        let dudy = (lp.pu.1 - uu * lp.pq.1) * r * lp.tw;
-        let dvdy = (lp.pv.1 - vv * lp.pq.1) * r * lp.th;
-        let rho2 = (dudx * dudx + dvdx * dvdx).max(dudy * dudy + dvdy * dvdy);
-        let lod = 0.5 * fast_log2(rho2) + 0.5;
-        *l = lod.max(0.0).min(top) as i32;
-    }
-}
 
 /// One chunk of bilinear-textured pixels (lanes `k0 .. k0 + 16` of the span; group `g` in mip
 /// level `levels[g]`; only the first `lanes` pixels), in two passes so that the texel fetches of
@@ -1445,31 +1488,40 @@ mod tests {
             }
         }
 
-        /// The SIMD mip-level choice agrees with the scalar definition.
+        /// The SSE2 and AVX2 level passes reproduce `SpanLod::level` bit for bit.
         #[test]
-        fn simd_levels_match_scalar(s in span(), d in step(), lp in lod_planes(), k in prop::array::uniform4(0.0f32..300.0), last in 0.0f32..300.0) {
-            let (mut a, mut b) = ([0i32; 4], [0i32; 4]);
-            levels_at(&s, &d, &lp, 8.0, k, last, &mut a);
-            levels_at_scalar(&s, &d, &lp, 8.0, k, last, &mut b);
-            prop_assert_eq!(a, b);
-        }
-
-        /// Eight levels in one AVX2 pass equal two SSE passes (and so the scalar definition).
-        #[test]
-        fn avx2_levels_match_sse(s in span(), d in step(), lp in lod_planes(), k0 in 0.0f32..300.0, last in 0.0f32..300.0) {
-            let k0 = k0.floor();
-            let mut a = [0i32; 8];
-            levels8::<false>(&s, &d, &lp, 8.0, k0, last, &mut a);
-            let mut b = [0i32; 4];
-            levels_at_scalar(&s, &d, &lp, 8.0, [1.5, 5.5, 9.5, 13.5].map(|c| k0 + c), last, &mut b);
-            prop_assert_eq!(&a[..4], &b[..]);
+        fn simd_levels_match_scalar(s in span(), d in step(), lp in lod_planes(), k0 in 0u32..300, last in 0.0f32..300.0) {
+            let lod = SpanLod::new(&s, &d, &lp, 8.0, last);
+            let k0 = k0 as f32;
+            let want: Vec<i32> = (0..8).map(|g| lod.level(k0 + (g * GROUP) as f32 + 1.5)).collect();
+            let mut got = [0i32; 8];
+            levels8::<false>(&lod, k0, &mut got);
+            prop_assert_eq!(&got[..], &want[..]);
             #[cfg(target_arch = "x86_64")]
             if std::is_x86_feature_detected!("avx2") {
-                let mut c = [0i32; 8];
+                let mut got = [0i32; 8];
                 // SAFETY: the CPU has AVX2.
-                unsafe { levels8_avx2(&s, &d, &lp, 8.0, k0, last, &mut c) };
-                prop_assert_eq!(a, c);
+                unsafe { levels8_avx2(&lod, k0, &mut got) };
+                prop_assert_eq!(&got[..], &want[..]);
             }
+        }
+
+        /// The division-free form is the peer's LOD: within one level of log2 of the larger
+        /// texel-footprint axis computed directly (1/w per pixel, exact log2).
+        #[test]
+        fn span_lod_is_the_footprint(s in span(), lp in lod_planes(), k in 0.0f32..200.0) {
+            // Along a span the per-pixel steps are the planes' x gradients.
+            let d = Span { z: lp.pq.0, q: lp.pq.0, uq: lp.pu.0, vq: lp.pv.0, cq: [0.0; 3] };
+            prop_assume!(s.q + d.q * k > 0.01);
+            let lod = SpanLod::new(&s, &d, &lp, 8.0, 1000.0);
+            let r = 1.0 / (s.q + d.q * k);
+            let (uu, vv) = ((s.uq + d.uq * k) * r, (s.vq + d.vq * k) * r);
+            let fx = [(lp.pu.0 - uu * lp.pq.0) * r * lp.tw, (lp.pv.0 - vv * lp.pq.0) * r * lp.th];
+            let fy = [(lp.pu.1 - uu * lp.pq.1) * r * lp.tw, (lp.pv.1 - vv * lp.pq.1) * r * lp.th];
+            let rho = (fx[0] * fx[0] + fx[1] * fx[1]).max(fy[0] * fy[0] + fy[1] * fy[1]).sqrt();
+            let want = (rho.log2() + 0.5).clamp(0.0, 8.0).floor() as i32;
+            prop_assume!(rho.is_finite() && rho > 0.0);
+            prop_assert!((lod.level(k) - want).abs() <= 1, "{} vs {} (rho {})", lod.level(k), want, rho);
         }
 
         /// The SSE2 and AVX2 chunks (addressing, depth test, fixed-point blend, light) equal the
