@@ -721,10 +721,11 @@ fn pack_rgb16_ssse3(color: &[u32], out: &mut Vec<u8>) {
     // Bytes 0-2, 4-6, 8-10, 12-14 to 0..12; the rest zero.
     let pick = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
     let (blocks, _) = color.as_chunks::<16>();
-    for c in blocks {
-        let mut o = [0u8; 48];
+    out.reserve(blocks.len() * 48);
+    let (len, spare) = (out.len(), out.spare_capacity_mut());
+    for (c, o) in blocks.iter().zip(spare.as_chunks_mut::<48>().0) {
         // SAFETY: 16-byte unaligned loads from `c` (16 u32 = 64 bytes) and stores into `o` (48
-        // bytes) at offsets 0, 16, 32.
+        // bytes of reserved capacity) at offsets 0, 16, 32.
         unsafe {
             let ld = |k: usize| _mm_shuffle_epi8(_mm_loadu_si128(c.as_ptr().add(4 * k) as *const __m128i), pick);
             let (a, b, c, d) = (ld(0), ld(1), ld(2), ld(3));
@@ -733,8 +734,10 @@ fn pack_rgb16_ssse3(color: &[u32], out: &mut Vec<u8>) {
             _mm_storeu_si128(o.add(1), _mm_or_si128(_mm_srli_si128::<4>(b), _mm_slli_si128::<8>(c)));
             _mm_storeu_si128(o.add(2), _mm_or_si128(_mm_srli_si128::<8>(c), _mm_slli_si128::<4>(d)));
         }
-        out.extend_from_slice(&o);
     }
+    // SAFETY: the loop above initialised the first `blocks.len() * 48` bytes of spare capacity
+    // (reserved above).
+    unsafe { out.set_len(len + blocks.len() * 48) };
 }
 
 /// log2 from the float's bits (piecewise linear, ample for mip selection).
