@@ -1,4 +1,5 @@
-//! Where a step's time goes: dynamics alone, rendering alone (same states), and a full step.
+//! Where a step's time goes: the dynamics alone (a run of steps without rendering), then rendering
+//! alone (the last state, again and again).
 //!
 //! `cargo run --release -p vldac-miniworld --example parts -- MiniWorld-OneRoom-v0 80x60 5000`
 
