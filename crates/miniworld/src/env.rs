@@ -200,6 +200,12 @@ impl MiniWorld {
         Ok(SimStep { reward, terminated, truncated, info })
     }
 
+    /// The renderer (tests switch its kernels).
+    #[cfg(test)]
+    pub(crate) fn renderer_mut(&mut self) -> &mut Renderer {
+        &mut self.renderer
+    }
+
     /// The agent's view at the configured size.
     pub fn render_obs(&mut self) -> Frame {
         let (w, h) = (self.cfg.obs_width, self.cfg.obs_height);
