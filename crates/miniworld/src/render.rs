@@ -816,7 +816,9 @@ fn bilinear_span<const AVX2: bool>(
     if n == 0 {
         return;
     }
-    let lod = SpanLod::new(s, d, lp, (t.levels.len() - 1) as f32, (n - 1) as f32);
+    // By value: the compiler then knows the stores into the buffers cannot change them.
+    let (s, d) = (&{ *s }, &{ *d });
+    let lod = SpanLod::new(s, d, lp, (t.levels.len() - 1) as f32, (n - 1) as u32 as f32);
     let lit = flat.map(Lit::of);
     // Levels of the groups of up to `BATCH` chunks, eight groups per pass.
     const BATCH: usize = 8;
@@ -828,12 +830,12 @@ fn bilinear_span<const AVX2: bool>(
         if c % BATCH == 0 {
             let groups = (n - k).div_ceil(GROUP).min(BATCH * GROUPS);
             for (j, out) in lv.as_chunks_mut::<8>().0.iter_mut().enumerate().take(groups.div_ceil(8)) {
-                levels8::<AVX2>(&lod, (k + 8 * j * GROUP) as f32, out);
+                levels8::<AVX2>(&lod, (k + 8 * j * GROUP) as u32 as f32, out);
             }
         }
         let g = (c % BATCH) * GROUPS;
         let levels = arr4(|j| &t.levels[lv[g + j] as usize]);
-        shade_chunk::<AVX2>(&levels, (n - k).min(CHUNK), s, d, k as f32, lit, far_q, dp, cp);
+        shade_chunk::<AVX2>(&levels, (n - k).min(CHUNK), s, d, k as u32 as f32, lit, far_q, dp, cp);
     }
 }
 
