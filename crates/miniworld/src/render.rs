@@ -1,6 +1,8 @@
 //! A CPU software rasterizer reproducing the peer's OpenGL 1.x frame: perspective-correct textured
-//! triangles, a depth buffer, back-face culling, per-vertex fixed-function lighting with the
+//! convex faces, a depth buffer, back-face culling, per-vertex fixed-function lighting with the
 //! peer's directional light, mip-mapped textures and supersampling, and a top-down map view.
+//! Bilinear-textured spans go through SIMD kernels (AVX2 or SSE2, chosen at run time) that equal
+//! a scalar definition bit for bit.
 
 use vldac_core::Frame;
 
@@ -1029,10 +1031,11 @@ const WEIGHT_BITS: u32 = 7;
 
 /// One chunk of bilinear-textured pixels (lanes `k0 .. k0 + 16` of the span; group `g` in mip
 /// level `levels[g]`; only the first `lanes` pixels), in two passes so that the texel fetches of
-/// the four groups overlap: AVX2 where the CPU has it, else SSE2, else scalar. Addressing, per group: depth test; 1/w, u and v; texel coordinates
-/// in 25.7 fixed point (wrapped: level sizes are powers of two). Blending: the 2x2 footprint with
-/// 7-bit weights in 16-bit lanes (red/blue and green/alpha of four pixels per register), times
-/// the light (Gouraud when `lit` is `None`).
+/// the four groups overlap: AVX2 under [`Renderer::draw_tris_avx2`], else SSE2, else scalar.
+/// Addressing, per group: depth test; 1/w, u and v; texel coordinates in 25.7 fixed point
+/// (wrapped: level sizes are powers of two). Blending: the 2x2 footprint with 7-bit weights in
+/// 16-bit lanes (red/blue and green/alpha per pixel), times the light (Gouraud when `lit` is
+/// `None`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn shade_chunk<const AVX2: bool>(
@@ -1392,8 +1395,8 @@ fn pack_rgb(c: [f32; 3]) -> u32 {
     b(c[0]) | (b(c[1]) << 8) | (b(c[2]) << 16)
 }
 
-/// The general per-pixel path: untextured triangles, nearest sampling, and chunks that span two
-/// mip levels (the level is chosen per pixel).
+/// The general per-pixel path: untextured faces with per-vertex colours (meshes), and nearest
+/// sampling (`RenderOptions::bilinear = false`).
 #[allow(clippy::too_many_arguments)]
 fn pixel_chunk(
     tex: Option<&'static Texture>,
