@@ -837,7 +837,12 @@ fn bilinear_span<const AVX2: bool>(
         }
         let g = (c % BATCH) * GROUPS;
         let levels = arr4(|j| &t.levels[lv[g + j] as usize]);
-        shade_chunk::<AVX2>(&levels, (n - k).min(CHUNK), s, d, k as u32 as f32, lit, far_q, dp, cp);
+        // Whole chunks (a constant `lanes`: no lane mask) and the span's last one.
+        if n - k >= CHUNK {
+            shade_chunk::<AVX2>(&levels, CHUNK, s, d, k as u32 as f32, lit, far_q, dp, cp);
+        } else {
+            shade_chunk::<AVX2>(&levels, n - k, s, d, k as u32 as f32, lit, far_q, dp, cp);
+        }
     }
 }
 
@@ -1237,9 +1242,13 @@ unsafe fn shade_chunk_avx2(
             let q = lin(s.q, d.q);
             let near = _mm256_cmp_ps::<_CMP_GE_OS>(q, set(far_q));
             let z = _mm256_blendv_ps(set(f32::NEG_INFINITY), lin(s.z, d.z), near);
-            let in_chunk =
-                _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32 - (p * 2 * GROUP) as i32), lane));
-            let ps = _mm256_and_ps(in_chunk, _mm256_cmp_ps::<_CMP_GT_OS>(z, _mm256_loadu_ps(dptr.add(p * 2 * GROUP))));
+            let ps = _mm256_cmp_ps::<_CMP_GT_OS>(z, _mm256_loadu_ps(dptr.add(p * 2 * GROUP)));
+            let ps = if lanes >= CHUNK {
+                ps
+            } else {
+                let inside = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32 - (p * 2 * GROUP) as i32), lane);
+                _mm256_and_ps(_mm256_castsi256_ps(inside), ps)
+            };
             if _mm256_movemask_ps(ps) == 0 {
                 continue;
             }
