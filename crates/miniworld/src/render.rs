@@ -656,7 +656,7 @@ impl Renderer {
                     // Whole chunks: the buffers have a chunk of slack at the end.
                     let ext = n.next_multiple_of(CHUNK);
                     let (depth, color) = (&mut self.depth[at..at + ext], &mut self.color[row + xs..row + xs + ext]);
-                    bilinear_span::<AVX2>(t, &lp, &s, &d, flat, far_q, n, depth, color)
+                    bilinear_span::<AVX2>(t, &lp, &s, &d, flat, far_q, persp, n, depth, color)
                 }
                 (None, Some(c)) => {
                     flat_span(c, &s, &d, far_q, &mut self.depth[at..at + n], &mut self.color[row + xs..row + xe])
@@ -811,6 +811,7 @@ fn bilinear_span<const AVX2: bool>(
     d: &Span,
     flat: Option<[f32; 3]>,
     far_q: f32,
+    persp: bool,
     n: usize,
     depth: &mut [f32],
     color: &mut [u32],
@@ -839,9 +840,9 @@ fn bilinear_span<const AVX2: bool>(
         let levels = arr4(|j| &t.levels[lv[g + j] as usize]);
         // Whole chunks (a constant `lanes`: no lane mask) and the span's last one.
         if n - k >= CHUNK {
-            shade_chunk::<AVX2>(&levels, CHUNK, s, d, k as u32 as f32, lit, far_q, dp, cp);
+            shade_chunk::<AVX2>(&levels, CHUNK, s, d, k as u32 as f32, lit, far_q, persp, dp, cp);
         } else {
-            shade_chunk::<AVX2>(&levels, n - k, s, d, k as u32 as f32, lit, far_q, dp, cp);
+            shade_chunk::<AVX2>(&levels, n - k, s, d, k as u32 as f32, lit, far_q, persp, dp, cp);
         }
     }
 }
@@ -1040,7 +1041,8 @@ const WEIGHT_BITS: u32 = 7;
 /// Addressing, per group: depth test; 1/w, u and v; texel coordinates in 25.7 fixed point
 /// (wrapped: level sizes are powers of two). Blending: the 2x2 footprint with 7-bit weights in
 /// 16-bit lanes (red/blue and green/alpha per pixel), times the light (Gouraud when `lit` is
-/// `None`).
+/// `None`). `persp`: the depth key is 1/w itself (`s.z == s.q`, `d.z == d.q`), so it is not
+/// interpolated twice.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn shade_chunk<const AVX2: bool>(
@@ -1051,18 +1053,22 @@ fn shade_chunk<const AVX2: bool>(
     k0: f32,
     lit: Option<Lit>,
     far_q: f32,
+    persp: bool,
     dp: &mut [f32; CHUNK],
     cp: &mut [u32; CHUNK],
 ) {
     #[cfg(target_arch = "x86_64")]
     if AVX2 {
         // SAFETY: `AVX2` is true only under `draw_tris_avx2`, which runs on AVX2 machines.
-        unsafe { shade_chunk_avx2(levels, lanes, s, d, k0, lit, far_q, dp, cp) };
+        unsafe { shade_chunk_avx2(levels, lanes, s, d, k0, lit, far_q, persp, dp, cp) };
     } else {
-        shade_chunk_sse2(levels, lanes, s, d, k0, lit, far_q, dp, cp);
+        shade_chunk_sse2(levels, lanes, s, d, k0, lit, far_q, persp, dp, cp);
     }
     #[cfg(not(target_arch = "x86_64"))]
-    shade_chunk_scalar(levels, lanes, s, d, k0, lit, far_q, dp, cp);
+    {
+        let _ = persp;
+        shade_chunk_scalar(levels, lanes, s, d, k0, lit, far_q, dp, cp);
+    }
 }
 
 /// [`shade_chunk`] four pixels (one group) per register: SSE2, the x86-64 baseline.
@@ -1077,6 +1083,7 @@ fn shade_chunk_sse2(
     k0: f32,
     lit: Option<Lit>,
     far_q: f32,
+    persp: bool,
     dp: &mut [f32; CHUNK],
     cp: &mut [u32; CHUNK],
 ) {
@@ -1101,7 +1108,8 @@ fn shade_chunk_sse2(
             let lin = |a: f32, da: f32| _mm_add_ps(set(a), _mm_mul_ps(set(da), kf));
             let q = lin(s.q, d.q);
             let near = _mm_cmpge_ps(q, set(far_q));
-            let z = _mm_or_ps(_mm_and_ps(near, lin(s.z, d.z)), _mm_andnot_ps(near, set(f32::NEG_INFINITY)));
+            let zl = if persp { q } else { lin(s.z, d.z) };
+            let z = _mm_or_ps(_mm_and_ps(near, zl), _mm_andnot_ps(near, set(f32::NEG_INFINITY)));
             let inside = _mm_cmpgt_epi32(_mm_set1_epi32(lanes as i32 - (g * GROUP) as i32), _mm_setr_epi32(0, 1, 2, 3));
             let p = _mm_and_ps(_mm_castsi128_ps(inside), _mm_cmpgt_ps(z, _mm_loadu_ps(dp.as_ptr().add(g * GROUP))));
             if _mm_movemask_ps(p) == 0 {
@@ -1204,6 +1212,7 @@ unsafe fn shade_chunk_avx2(
     k0: f32,
     lit: Option<Lit>,
     far_q: f32,
+    persp: bool,
     dp: &mut [f32; CHUNK],
     cp: &mut [u32; CHUNK],
 ) {
@@ -1241,7 +1250,7 @@ unsafe fn shade_chunk_avx2(
             let lin = |a: f32, da: f32| _mm256_add_ps(set(a), _mm256_mul_ps(set(da), kf));
             let q = lin(s.q, d.q);
             let near = _mm256_cmp_ps::<_CMP_GE_OS>(q, set(far_q));
-            let z = _mm256_blendv_ps(set(f32::NEG_INFINITY), lin(s.z, d.z), near);
+            let z = _mm256_blendv_ps(set(f32::NEG_INFINITY), if persp { q } else { lin(s.z, d.z) }, near);
             let ps = _mm256_cmp_ps::<_CMP_GT_OS>(z, _mm256_loadu_ps(dptr.add(p * 2 * GROUP)));
             let ps = if lanes >= CHUNK {
                 ps
@@ -1546,7 +1555,9 @@ mod tests {
         /// The SSE2 and AVX2 chunks (addressing, depth test, fixed-point blend, light) equal the
         /// scalar one bit for bit.
         #[test]
-        fn simd_chunk_matches_scalar(s in span(), d in step(), k0 in 0.0f32..200.0, (lv, lanes, lit, dp, cp) in chunk_inputs()) {
+        fn simd_chunk_matches_scalar(s in span(), d in step(), k0 in 0.0f32..200.0, (lv, lanes, lit, dp, cp) in chunk_inputs(), persp in prop::bool::ANY) {
+            // In perspective the depth key is 1/w.
+            let (s, d) = if persp { (Span { z: s.q, ..s }, Span { z: d.q, ..d }) } else { (s, d) };
             let levels = levels_of(texture::get(TexName::BrickWall, 0), lv);
             let lit = lit.map(Lit::of);
             let (mut db, mut cb) = (dp, cp);
@@ -1560,13 +1571,13 @@ mod tests {
             #[cfg(target_arch = "x86_64")]
             {
                 let (mut da, mut ca) = (dp, cp);
-                shade_chunk_sse2(&levels, lanes, &s, &d, k0, lit, 0.01, &mut da, &mut ca);
+                shade_chunk_sse2(&levels, lanes, &s, &d, k0, lit, 0.01, persp, &mut da, &mut ca);
                 prop_assert_eq!(da.map(f32::to_bits), db.map(f32::to_bits));
                 prop_assert_eq!(ca, cb);
                 if std::is_x86_feature_detected!("avx2") {
                     let (mut da, mut ca) = (dp, cp);
                     // SAFETY: the CPU has AVX2.
-                    unsafe { shade_chunk_avx2(&levels, lanes, &s, &d, k0, lit, 0.01, &mut da, &mut ca) };
+                    unsafe { shade_chunk_avx2(&levels, lanes, &s, &d, k0, lit, 0.01, persp, &mut da, &mut ca) };
                     prop_assert_eq!(da.map(f32::to_bits), db.map(f32::to_bits));
                     prop_assert_eq!(ca, cb);
                 }
@@ -1580,7 +1591,7 @@ mod tests {
             let tex = texture::get(TexName::ConcreteTiles, 0);
             let level = &tex.levels[lv.min(tex.levels.len() - 1)];
             let (mut dp, mut cp) = ([f32::NEG_INFINITY; CHUNK], [0u32; CHUNK]);
-            shade_chunk::<false>(&[level; GROUPS], CHUNK, &s, &d, 0.0, Some(Lit::of(lit)), 0.01, &mut dp, &mut cp);
+            shade_chunk::<false>(&[level; GROUPS], CHUNK, &s, &d, 0.0, Some(Lit::of(lit)), 0.01, false, &mut dp, &mut cp);
             for (k, px) in cp.iter().enumerate() {
                 let kf = k as f32;
                 if s.q + d.q * kf < 0.01 {
