@@ -1033,7 +1033,7 @@ impl Lit {
 
 /// Fractional bits of the texel coordinates and bilinear weights (as GPUs, the 2x2 footprint is
 /// blended in fixed point).
-const WEIGHT_BITS: u32 = 7;
+const WEIGHT_BITS: u32 = texture::FRACTION_BITS;
 
 /// One chunk of bilinear-textured pixels (lanes `k0 .. k0 + 16` of the span; group `g` in mip
 /// level `levels[g]`; only the first `lanes` pixels), in two passes so that the texel fetches of
@@ -1119,8 +1119,8 @@ fn shade_chunk_sse2(
             (pass[g], zs[g]) = (p, z);
             let l = levels[g];
             let r = _mm_div_ps(set(1.0), q);
-            let x = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(lin(s.uq, d.uq), r), set(l.w as f32 * one)), set(one / 2.0));
-            let y = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(lin(s.vq, d.vq), r), set(l.h as f32 * one)), set(one / 2.0));
+            let x = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(lin(s.uq, d.uq), r), set(l.wf)), set(one / 2.0));
+            let y = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(lin(s.vq, d.vq), r), set(l.hf)), set(one / 2.0));
             // floor: truncate, then subtract 1 (add the all-ones mask) where that rounded up.
             let floor = |v: __m128| {
                 let t = _mm_cvttps_epi32(v);
@@ -1263,14 +1263,9 @@ unsafe fn shade_chunk_avx2(
             }
             let r = _mm256_div_ps(set(1.0), q);
             let (lw, lh) = (per_f(p, |l| &l.wf), per_f(p, |l| &l.hf));
-            let x = _mm256_sub_ps(
-                _mm256_mul_ps(_mm256_mul_ps(lin(s.uq, d.uq), r), _mm256_mul_ps(lw, set(one))),
-                set(one / 2.0),
-            );
-            let y = _mm256_sub_ps(
-                _mm256_mul_ps(_mm256_mul_ps(lin(s.vq, d.vq), r), _mm256_mul_ps(lh, set(one))),
-                set(one / 2.0),
-            );
+            // (`lw`, `lh` already carry the fixed-point scale.)
+            let x = _mm256_sub_ps(_mm256_mul_ps(_mm256_mul_ps(lin(s.uq, d.uq), r), lw), set(one / 2.0));
+            let y = _mm256_sub_ps(_mm256_mul_ps(_mm256_mul_ps(lin(s.vq, d.vq), r), lh), set(one / 2.0));
             let floor = |v: __m256| {
                 let t = _mm256_cvttps_epi32(v);
                 _mm256_add_epi32(t, _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OS>(_mm256_cvtepi32_ps(t), v)))
@@ -1381,8 +1376,8 @@ fn shade_chunk_scalar(
             continue;
         }
         let r = 1.0 / (s.q + d.q * kf);
-        let xi = floor((s.uq + d.uq * kf) * r * (level.w as f32 * one) - one / 2.0);
-        let yi = floor((s.vq + d.vq * kf) * r * (level.h as f32 * one) - one / 2.0);
+        let xi = floor((s.uq + d.uq * kf) * r * level.wf - one / 2.0);
+        let yi = floor((s.vq + d.vq * kf) * r * level.hf - one / 2.0);
         let (wx, wy) = (xi & frac, yi & frac);
         let (tx, ty) = (xi >> WEIGHT_BITS, yi >> WEIGHT_BITS);
         let x0 = (tx & (level.w as i32 - 1)) as usize;

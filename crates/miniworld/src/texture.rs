@@ -61,6 +61,9 @@ impl TexName {
     }
 }
 
+/// Fractional bits of the renderer's texel coordinates (and of its bilinear weights).
+pub const FRACTION_BITS: u32 = 7;
+
 /// One mip level: `w × h` RGB texels in [0, 1], row 0 at the bottom (t = 0), as GL loads them.
 #[derive(Debug, Clone)]
 pub struct Level {
@@ -74,8 +77,8 @@ pub struct Level {
     /// `(y << shift) + y + x`.
     pub rgba: Vec<u32>,
     pub texels: Vec<[f32; 4]>,
-    /// The renderer's per-level constants, ready to broadcast: w and h as f32, w - 1 and h - 1
-    /// (wrap masks) and log2(w) as i32.
+    /// The renderer's per-level constants, ready to broadcast: w and h in texel-coordinate fixed
+    /// point (times 2^[`FRACTION_BITS`]), w - 1 and h - 1 (wrap masks) and log2(w) as i32.
     pub wf: f32,
     pub hf: f32,
     pub w_mask: i32,
@@ -95,8 +98,8 @@ impl Level {
             shift,
             texels,
             rgba,
-            wf: w as f32,
-            hf: h as f32,
+            wf: (w << FRACTION_BITS) as f32,
+            hf: (h << FRACTION_BITS) as f32,
             w_mask: w as i32 - 1,
             h_mask: h as i32 - 1,
             shift_i: shift as i32,
