@@ -1090,7 +1090,7 @@ fn shade_chunk_sse2(
     // SAFETY: SSE2 arithmetic (x86-64 baseline); unaligned 4-lane loads/stores at offsets 4g
     // (g < GROUPS) of `dp`, `cp` (CHUNK = 4 * GROUPS elements) and at 8g, 8g + 4 of `idx`
     // (2 * CHUNK); 64-bit texel-pair loads at `idx`, which are in bounds of the group's level:
-    // x0 < w and y < h, so `(y << shift) + y + x0 + 1 < h * (w + 1)` = `rgba.len()`.
+    // x0 < w and y < h, so `(y << shift) + y + x0 + 1 < h * (w + 1) <= rgba.len()`.
     unsafe {
         use std::arch::x86_64::*;
         let set = _mm_set1_ps;
@@ -1217,8 +1217,8 @@ unsafe fn shade_chunk_avx2(
     cp: &mut [u32; CHUNK],
 ) {
     // SAFETY: unaligned 8-lane loads/stores at offsets 0 and 8 of `dp` and `cp` (CHUNK = 16
-    // elements), and 64-bit texel-pair loads at the computed indices, in bounds of the group's
-    // level as in `shade_chunk`.
+    // elements), and 64-bit texel-pair loads at the computed indices i and i + w + 1, in bounds
+    // of the group's level: i <= (h - 1)(w + 1) + w - 1, and `rgba` holds (h + 1)(w + 1) texels.
     unsafe {
         use std::arch::x86_64::*;
         let set = _mm256_set1_ps;
@@ -1237,7 +1237,7 @@ unsafe fn shade_chunk_avx2(
         let flat = lit.map(|l| (_mm256_set1_epi32(l.rb as i32), _mm256_set1_epi32(l.ga as i32)));
         const { assert!(GROUPS == 4, "two pairs of groups per chunk") };
         let (dptr, cptr) = (dp.as_mut_ptr(), cp.as_mut_ptr());
-        type Addressed = (__m256, __m256, (__m256i, __m256i), (__m256i, __m256i), (__m256i, __m256i));
+        type Addressed = (__m256, __m256, (__m256i, __m256i), (__m256i, __m256i), __m256i);
         // Addressing of pair `p` (pixels 8p .. 8p + 8): `None` when no lane passes the depth test;
         // else the pass mask, depth, weights, light and the top/bottom texel-pair indices. Both
         // pairs are addressed before either is fetched, so that the fetches overlap. (Loops, not
@@ -1282,7 +1282,8 @@ unsafe fn shade_chunk_avx2(
                 let y = _mm256_and_si256(y, mh);
                 _mm256_add_epi32(_mm256_add_epi32(_mm256_sllv_epi32(y, shift), y), x0)
             };
-            let rows = (row(ty), row(_mm256_add_epi32(ty, _mm256_set1_epi32(1))));
+            // The row below is one row on (textures carry a copy of row 0 after the last).
+            let top = row(ty);
             let light = flat.unwrap_or_else(|| {
                 let c = |j: usize| {
                     let v = _mm256_mul_ps(lin(s.cq[j], d.cq[j]), r);
@@ -1291,7 +1292,7 @@ unsafe fn shade_chunk_avx2(
                 };
                 (_mm256_or_si256(c(0), _mm256_slli_epi32(c(2), 16)), c(1))
             });
-            *slot = Some((ps, z, weights, light, rows));
+            *slot = Some((ps, z, weights, light, top));
         }
         let bytes = _mm256_set1_epi32(0x00ff_00ff);
         let rb = |v: __m256i| _mm256_and_si256(v, bytes);
@@ -1304,7 +1305,7 @@ unsafe fn shade_chunk_avx2(
         };
         // Fetch, blend, light and store each addressed pair.
         for (p, a) in addressed.into_iter().enumerate() {
-            let Some((ps, z, (wx, wy), (lit_rb, lit_ga), (top, bot))) = a else { continue };
+            let Some((ps, z, (wx, wy), (lit_rb, lit_ga), top)) = a else { continue };
             // The eight indices of a register, as two groups of four.
             let lanes = |v: __m256i| {
                 let mut i = [0u32; 8];
@@ -1313,8 +1314,9 @@ unsafe fn shade_chunk_avx2(
                 ([u(0), u(1), u(2), u(3)], [u(4), u(5), u(6), u(7)])
             };
             // Four (left, right) texel pairs of one group to a register of lefts and one of rights.
-            let split = |g: usize, i: [usize; 4]| {
-                let px = levels[g].rgba.as_ptr();
+            let split = |g: usize, i: [usize; 4], below: bool| {
+                let l = levels[g];
+                let px = if below { l.rgba.as_ptr().add(l.w + 1) } else { l.rgba.as_ptr() };
                 let pair = |i: usize| _mm_loadl_epi64(px.add(i) as *const __m128i);
                 let lo = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(i[0]), pair(i[1])));
                 let hi = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(i[2]), pair(i[3])));
@@ -1323,9 +1325,9 @@ unsafe fn shade_chunk_avx2(
                     _mm_castps_si128(_mm_shuffle_ps(lo, hi, 0b11_01_11_01)),
                 )
             };
-            let ((t0, t1), (b0, b1)) = (lanes(top), lanes(bot));
-            let ((a00, a01), (a10, a11)) = (split(2 * p, t0), split(2 * p, b0));
-            let ((b00, b01), (b10, b11)) = (split(2 * p + 1, t1), split(2 * p + 1, b1));
+            let (t0, t1) = lanes(top);
+            let ((a00, a01), (a10, a11)) = (split(2 * p, t0, false), split(2 * p, t0, true));
+            let ((b00, b01), (b10, b11)) = (split(2 * p + 1, t1, false), split(2 * p + 1, t1, true));
             let (t00, t01) = (_mm256_setr_m128i(a00, b00), _mm256_setr_m128i(a01, b01));
             let (t10, t11) = (_mm256_setr_m128i(a10, b10), _mm256_setr_m128i(a11, b11));
             let mix_rb = lerp(lerp(rb(t00), rb(t01), wx), lerp(rb(t10), rb(t11), wx), wy);

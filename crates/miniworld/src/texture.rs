@@ -73,7 +73,8 @@ pub struct Level {
     pub shift: u32,
     /// The texels as RGBA8 (the renderer's fast path: a quarter of the memory traffic), rows of
     /// `w + 1`: each row ends with a copy of its first texel, so a texel and its right neighbour
-    /// (wrapped) are always adjacent and one 64-bit load fetches both. Texel (x, y) is at
+    /// (wrapped) are always adjacent and one 64-bit load fetches both; and a copy of row 0 after
+    /// the last, so the texel below (wrapped) is always one row on. Texel (x, y) is at
     /// `(y << shift) + y + x`.
     pub rgba: Vec<u32>,
     pub texels: Vec<[f32; 4]>,
@@ -90,7 +91,8 @@ impl Level {
     fn new(w: usize, h: usize, texels: Vec<[f32; 4]>) -> Self {
         let b = |x: f32| (x * 255.0 + 0.5) as u8 as u32;
         let px = |t: &[f32; 4]| b(t[0]) | (b(t[1]) << 8) | (b(t[2]) << 16);
-        let rgba = texels.chunks_exact(w).flat_map(|row| row.iter().chain(&row[..1]).map(px)).collect();
+        let mut rgba: Vec<u32> = texels.chunks_exact(w).flat_map(|row| row.iter().chain(&row[..1]).map(px)).collect();
+        rgba.extend_from_within(..w + 1);
         let shift = w.trailing_zeros();
         Level {
             w,
