@@ -619,7 +619,8 @@ impl Renderer {
         for py in miny..maxy {
             let yc = py as f32 + 0.5;
             let row = py * w;
-            let (mut xs, mut xe) = (minx, maxx);
+            // The span [lo, hi) in pixel indices, in f32 until the end (one conversion each).
+            let (mut lo, mut hi) = (minx as f32, maxx as f32);
             let mut empty = false;
             for &(a, b, c, k) in edges {
                 match k {
@@ -627,17 +628,17 @@ impl Renderer {
                     Some((k0, k1)) => {
                         let xr = k0 + k1 * yc; // boundary in pixel-index space
                         if a > 0.0 {
-                            xs = xs.max((-fast_floor(-xr)).max(0.0) as usize);
+                            lo = lo.max(-fast_floor(-xr));
                         } else {
-                            xe = xe.min((fast_floor(xr) + 1.0).max(0.0) as usize);
+                            hi = hi.min(fast_floor(xr) + 1.0);
                         }
                     }
                 }
             }
-            let xe = xe.min(w);
-            if empty || xs >= xe {
+            if empty || lo >= hi {
                 continue;
             }
+            let (xs, xe) = (lo as usize, (hi as usize).min(w));
             let dy = yc - y0;
             // Attribute values at the span start, then stepped by d/dx per pixel.
             let dx0 = xs as f32 + 0.5 - x0;
