@@ -911,11 +911,9 @@ fn levels8<const AVX2: bool>(lod: &SpanLod, k0: f32, lv: &mut [i32; 8]) {
             // SAFETY: `AVX2` is true only under `draw_tris_avx2`, which runs on AVX2 machines.
             unsafe { levels8_avx2(lod, k0, lv) };
         } else {
-            let (a, b) = lv.split_at_mut(4);
-            if let (Ok(a), Ok(b)) = (<&mut [i32; 4]>::try_from(a), <&mut [i32; 4]>::try_from(b)) {
-                levels4_sse2(lod, k0, a);
-                levels4_sse2(lod, k0 + 4.0 * GROUP as f32, b);
-            }
+            let [a, b] = lv.as_chunks_mut::<4>().0 else { unreachable!("8 = 2 x 4") };
+            levels4_sse2(lod, k0, a);
+            levels4_sse2(lod, k0 + 4.0 * GROUP as f32, b);
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -1089,9 +1087,9 @@ fn shade_chunk_sse2(
     cp: &mut [u32; CHUNK],
 ) {
     // SAFETY: SSE2 arithmetic (x86-64 baseline); unaligned 4-lane loads/stores at offsets 4g
-    // (g < GROUPS) of `dp`, `cp` (CHUNK = 4 * GROUPS elements) and at 8g, 8g + 4 of `idx`
-    // (2 * CHUNK); 64-bit texel-pair loads at `idx`, which are in bounds of the group's level:
-    // x0 < w and y < h, so `(y << shift) + y + x0 + 1 < h * (w + 1) <= rgba.len()`.
+    // (g < GROUPS) of `dp`, `cp` and `idx` (CHUNK = 4 * GROUPS elements); 64-bit texel-pair
+    // loads at i and i + w + 1 for the indices i in `idx`, in bounds of the group's level:
+    // i <= (h - 1)(w + 1) + w - 1, and `rgba` holds (h + 1)(w + 1) texels.
     unsafe {
         use std::arch::x86_64::*;
         let set = _mm_set1_ps;
@@ -1101,7 +1099,7 @@ fn shade_chunk_sse2(
         let mut zs = [_mm_setzero_ps(); GROUPS];
         let mut weights = [(_mm_setzero_si128(), _mm_setzero_si128()); GROUPS];
         let mut lits = [(_mm_setzero_si128(), _mm_setzero_si128()); GROUPS];
-        let mut idx = [0u32; 2 * CHUNK];
+        let mut idx = [0u32; CHUNK];
         let mut live = 0u32;
         let groups = lanes.div_ceil(GROUP).min(GROUPS);
         for g in 0..groups {
@@ -1137,9 +1135,8 @@ fn shade_chunk_sse2(
                 let y = _mm_and_si128(y, mh);
                 _mm_add_epi32(_mm_add_epi32(_mm_sll_epi32(y, _mm_cvtsi32_si128(l.shift as i32)), y), x0)
             };
-            let at = idx.as_mut_ptr().add(2 * g * GROUP) as *mut __m128i;
-            _mm_storeu_si128(at, row(ty));
-            _mm_storeu_si128(at.add(1), row(_mm_add_epi32(ty, _mm_set1_epi32(1))));
+            // The row below is one row on (textures carry a copy of row 0 after the last).
+            _mm_storeu_si128(idx.as_mut_ptr().add(g * GROUP) as *mut __m128i, row(ty));
             lits[g] = match lit {
                 Some(l) => (_mm_set1_epi32(l.rb as i32), _mm_set1_epi32(l.ga as i32)),
                 None => {
@@ -1164,18 +1161,18 @@ fn shade_chunk_sse2(
             if live & (1 << g) == 0 {
                 continue;
             }
-            let px = levels[g].rgba.as_ptr();
-            let pair = |i: u32| _mm_loadl_epi64(px.add(i as usize) as *const __m128i);
-            // Four (left, right) texel pairs to a register of lefts and one of rights.
-            let split = |a: usize| {
-                let lo = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(idx[a]), pair(idx[a + 1])));
-                let hi = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(idx[a + 2]), pair(idx[a + 3])));
+            let l = levels[g];
+            // Four (left, right) texel pairs, from `px`, to a register of lefts and one of rights.
+            let split = |px: *const u32| {
+                let pair = |k: usize| _mm_loadl_epi64(px.add(idx[g * GROUP + k] as usize) as *const __m128i);
+                let lo = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(0), pair(1)));
+                let hi = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(2), pair(3)));
                 (
                     _mm_castps_si128(_mm_shuffle_ps(lo, hi, 0b10_00_10_00)),
                     _mm_castps_si128(_mm_shuffle_ps(lo, hi, 0b11_01_11_01)),
                 )
             };
-            let ((t00, t01), (t10, t11)) = (split(2 * g * GROUP), split(2 * g * GROUP + GROUP));
+            let ((t00, t01), (t10, t11)) = (split(l.rgba.as_ptr()), split(l.rgba.as_ptr().add(l.w + 1)));
             let (wx, wy) = weights[g];
             let mix_rb = lerp(lerp(rb(t00), rb(t01), wx), lerp(rb(t10), rb(t11), wx), wy);
             let mix_ga = lerp(lerp(ga(t00), ga(t01), wx), lerp(ga(t10), ga(t11), wx), wy);
