@@ -452,8 +452,8 @@ impl Renderer {
         self.order = order;
     }
 
-    /// [`Renderer::draw_tris`] compiled for AVX2 machines: the same SSE2 arithmetic (bit-identical
-    /// results) in VEX three-operand form, which saves the register copies of two-operand SSE.
+    /// [`Renderer::draw_tris`] compiled for AVX2 machines: the AVX2 shading and mip-level kernels
+    /// (bit-identical to the SSE2 ones) inlined into the whole draw loop.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn draw_tris_avx2(&mut self, stat: &[Face], dynamic: &[Face], w: usize, h: usize, proj: &Proj, bilinear: bool) {
@@ -573,11 +573,12 @@ impl Renderer {
         }
         // Attribute planes from the fan triangle (v0, va, vb) of largest area (the face is planar:
         // 1/w and attributes / w are affine in screen space over all of it).
-        let i = (1..m - 1)
-            .max_by(|&i, &j| cross(&v[0], &v[i], &v[i + 1]).abs().total_cmp(&cross(&v[0], &v[j], &v[j + 1]).abs()))
-            .unwrap_or(1);
+        let (area, i) = (1..m - 1)
+            .map(|i| (cross(&v[0], &v[i], &v[i + 1]), i))
+            .max_by(|a, b| a.0.abs().total_cmp(&b.0.abs()))
+            .unwrap_or_else(|| (cross(&v[0], &v[1], &v[2]), 1));
         let (va, vb) = (v[i], v[i + 1]);
-        let inv = 1.0 / cross(&v[0], &va, &vb);
+        let inv = 1.0 / area;
         // Attribute planes: a(x, y) = a0 + dx * (x - x0) + dy * (y - y0).
         let (x0, y0) = (v[0].x, v[0].y);
         let (e1x, e1y, e2x, e2y) = (va.x - x0, va.y - y0, vb.x - x0, vb.y - y0);
