@@ -1,14 +1,14 @@
 //! A CPU software rasterizer reproducing the peer's OpenGL 1.x frame: perspective-correct textured
 //! convex faces, a depth buffer, back-face culling, per-vertex fixed-function lighting with the
 //! peer's directional light, mip-mapped textures and supersampling, and a top-down map view.
-//! Bilinear-textured spans go through SIMD kernels (AVX2 or SSE2, chosen at run time) that equal
+//! Bilinear-textured spans go through SIMD kernels (AVX2 or SSE4.1, chosen at run time) that equal
 //! a scalar definition bit for bit.
 
 use vldac_core::Frame;
 
 use crate::entity::{Entity, Shape};
 use crate::mesh::{self, LTri};
-use crate::texture::{self, Level, TexName, Texture, fast_floor};
+use crate::texture::{self, Level, LevelLanes, TexName, Texture, fast_floor};
 use crate::world::World;
 
 /// A world-space vertex with its lit colour.
@@ -299,6 +299,37 @@ enum Proj {
     Ortho { min_x: f64, max_x: f64, min_z: f64, max_z: f64 },
 }
 
+/// The instruction sets the draw loop is compiled for: all draw the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isa {
+    Avx2,
+    Sse41,
+    Scalar,
+}
+
+impl Isa {
+    /// The best this CPU runs.
+    fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
+            if std::is_x86_feature_detected!("sse4.1") && std::is_x86_feature_detected!("ssse3") {
+                return Isa::Sse41;
+            }
+        }
+        Isa::Scalar
+    }
+}
+
+/// `Isa` as the draw loop's const generic parameter.
+const SCALAR: u8 = 0;
+#[cfg(target_arch = "x86_64")]
+const SSE41: u8 = 1;
+#[cfg(target_arch = "x86_64")]
+const AVX2: u8 = 2;
+
 /// Reusable colour and depth buffers.
 #[derive(Debug, Clone, Default)]
 pub struct Renderer {
@@ -310,8 +341,8 @@ pub struct Renderer {
     /// slack at the end).
     depth: Vec<f32>,
     depth_at: usize,
-    /// Draw with the SSE2 kernels even where AVX2 is available (to check they agree).
-    pub(crate) baseline: bool,
+    /// Draw with these kernels instead of the best the CPU runs (to check they agree).
+    pub(crate) isa: Option<Isa>,
     order: Vec<(u32, u32)>,
     dynamic: Vec<Face>,
 }
@@ -408,19 +439,20 @@ impl Renderer {
             };
             dynamic.push(Face::tri([at(0.0, 1.0), at(-0.75, -0.75), at(0.75, -0.75)], None, false));
         }
-        #[cfg(target_arch = "x86_64")]
-        if !self.baseline && std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            unsafe { self.draw_tris_avx2(&scene.tris, &dynamic, w, h, proj, bilinear) };
-            self.dynamic = dynamic;
-            return;
+        match self.isa.unwrap_or_else(Isa::detect) {
+            // SAFETY: `Isa::detect` saw these features on this CPU (and tests force an ISA only
+            // where they checked it too).
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { self.draw_tris_avx2(&scene.tris, &dynamic, w, h, proj, bilinear) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Sse41 => unsafe { self.draw_tris_sse41(&scene.tris, &dynamic, w, h, proj, bilinear) },
+            _ => self.draw_tris::<SCALAR>(&scene.tris, &dynamic, w, h, proj, bilinear),
         }
-        self.draw_tris::<false>(&scene.tris, &dynamic, w, h, proj, bilinear);
         self.dynamic = dynamic;
     }
 
     #[inline(always)]
-    fn draw_tris<const AVX2: bool>(
+    fn draw_tris<const ISA: u8>(
         &mut self,
         stat: &[Face],
         dynamic: &[Face],
@@ -431,7 +463,7 @@ impl Renderer {
     ) {
         let Proj::Persp { eye, .. } = proj else {
             for t in stat.iter().chain(dynamic) {
-                self.draw_tri::<AVX2>(t, w, h, proj, bilinear);
+                self.draw_tri::<ISA>(t, w, h, proj, bilinear);
             }
             return;
         };
@@ -447,22 +479,29 @@ impl Renderer {
         for &(_, i) in &order {
             let i = i as usize;
             let t = if i < stat.len() { &stat[i] } else { &dynamic[i - stat.len()] };
-            self.draw_tri::<AVX2>(t, w, h, proj, bilinear);
+            self.draw_tri::<ISA>(t, w, h, proj, bilinear);
         }
         self.order = order;
     }
 
     /// [`Renderer::draw_tris`] compiled for AVX2 machines: the AVX2 shading and mip-level kernels
-    /// (bit-identical to the SSE2 ones) inlined into the whole draw loop.
+    /// inlined into the whole draw loop.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn draw_tris_avx2(&mut self, stat: &[Face], dynamic: &[Face], w: usize, h: usize, proj: &Proj, bilinear: bool) {
-        self.draw_tris::<true>(stat, dynamic, w, h, proj, bilinear);
+        self.draw_tris::<AVX2>(stat, dynamic, w, h, proj, bilinear);
+    }
+
+    /// [`Renderer::draw_tris`] compiled for SSE4.1 machines (the SSE4.1 shading kernel).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "sse4.1,ssse3")]
+    fn draw_tris_sse41(&mut self, stat: &[Face], dynamic: &[Face], w: usize, h: usize, proj: &Proj, bilinear: bool) {
+        self.draw_tris::<SSE41>(stat, dynamic, w, h, proj, bilinear);
     }
 
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn draw_tri<const AVX2: bool>(&mut self, t: &Face, w: usize, h: usize, proj: &Proj, bilinear: bool) {
+    fn draw_tri<const ISA: u8>(&mut self, t: &Face, w: usize, h: usize, proj: &Proj, bilinear: bool) {
         // Walls, floors and boxes are lit flat: no colour interpolation needed.
         let flat = t.verts().iter().all(|v| v.c == t.v[0].c).then_some(t.v[0].c);
         match proj {
@@ -519,7 +558,7 @@ impl Renderer {
                         }
                     };
                 }
-                self.raster::<AVX2>(&mut sv[..n], t.tex, flat, t.cull, w, h, true, bilinear);
+                self.raster::<ISA>(&mut sv[..n], t.tex, flat, t.cull, w, h, true, bilinear);
             }
             Proj::Ortho { min_x, max_x, min_z, max_z } => {
                 let mut sv = arr4(|i| {
@@ -534,7 +573,7 @@ impl Renderer {
                         c: v.c,
                     }
                 });
-                self.raster::<AVX2>(&mut sv[..t.n], t.tex, flat, t.cull, w, h, false, bilinear);
+                self.raster::<ISA>(&mut sv[..t.n], t.tex, flat, t.cull, w, h, false, bilinear);
             }
         }
     }
@@ -542,7 +581,7 @@ impl Renderer {
     /// Scan-converts one convex screen polygon (pixel centres, depth test "nearer wins").
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn raster<const AVX2: bool>(
+    fn raster<const ISA: u8>(
         &mut self,
         v: &mut [SVert],
         tex: Option<&'static Texture>,
@@ -658,7 +697,7 @@ impl Renderer {
                     // Whole chunks: the buffers have a chunk of slack at the end.
                     let ext = n.next_multiple_of(CHUNK);
                     let (depth, color) = (&mut self.depth[at..at + ext], &mut self.color[row + xs..row + xs + ext]);
-                    bilinear_span::<AVX2>(t, &lp, &s, &d, flat, far_q, persp, n, depth, color)
+                    bilinear_span::<ISA>(t, &lp, &s, &d, flat, far_q, persp, n, depth, color)
                 }
                 (None, Some(c)) => {
                     flat_span(c, &s, &d, far_q, &mut self.depth[at..at + n], &mut self.color[row + xs..row + xe])
@@ -806,7 +845,7 @@ struct LodPlanes {
 /// pixels, at the group's centre (a GPU chooses it per 2x2 quad).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn bilinear_span<const AVX2: bool>(
+fn bilinear_span<const ISA: u8>(
     t: &Texture,
     lp: &LodPlanes,
     s: &Span,
@@ -835,16 +874,16 @@ fn bilinear_span<const AVX2: bool>(
         if c % BATCH == 0 {
             let groups = (n - k).div_ceil(GROUP).min(BATCH * GROUPS);
             for (j, out) in lv.as_chunks_mut::<8>().0.iter_mut().enumerate().take(groups.div_ceil(8)) {
-                levels8::<AVX2>(&lod, (k + 8 * j * GROUP) as u32 as f32, out);
+                levels8::<ISA>(&lod, (k + 8 * j * GROUP) as u32 as f32, out);
             }
         }
         let g = (c % BATCH) * GROUPS;
         let levels = arr4(|j| &t.levels[lv[g + j] as usize]);
         // Whole chunks (a constant `lanes`: no lane mask) and the span's last one.
         if n - k >= CHUNK {
-            shade_chunk::<AVX2>(&levels, CHUNK, s, d, k as u32 as f32, lit, far_q, persp, dp, cp);
+            shade_chunk::<ISA>(&levels, CHUNK, s, d, k as u32 as f32, lit, far_q, persp, dp, cp);
         } else {
-            shade_chunk::<AVX2>(&levels, n - k, s, d, k as u32 as f32, lit, far_q, persp, dp, cp);
+            shade_chunk::<ISA>(&levels, n - k, s, d, k as u32 as f32, lit, far_q, persp, dp, cp);
         }
     }
 }
@@ -888,7 +927,6 @@ impl SpanLod {
 
     /// The level at pixel `k` (the definition the SIMD passes reproduce bit for bit; `max`/`min`
     /// written as `maxps`/`minps` compute them, NaN included).
-    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
     fn level(&self, k: f32) -> i32 {
         let k = if k < self.last { k } else { self.last };
         let q = self.q0 + self.dq * k;
@@ -905,19 +943,18 @@ impl SpanLod {
 /// The mip levels of the eight groups from pixel `k0`, at the groups' centres: one AVX2 pass, two
 /// SSE2 passes, or scalar.
 #[inline(always)]
-fn levels8<const AVX2: bool>(lod: &SpanLod, k0: f32, lv: &mut [i32; 8]) {
+fn levels8<const ISA: u8>(lod: &SpanLod, k0: f32, lv: &mut [i32; 8]) {
     #[cfg(target_arch = "x86_64")]
-    {
-        if AVX2 {
-            // SAFETY: `AVX2` is true only under `draw_tris_avx2`, which runs on AVX2 machines.
-            unsafe { levels8_avx2(lod, k0, lv) };
-        } else {
+    match ISA {
+        // SAFETY: `ISA` is AVX2 only under `draw_tris_avx2`, which runs on AVX2 machines.
+        AVX2 => return unsafe { levels8_avx2(lod, k0, lv) },
+        SSE41 => {
             let [a, b] = lv.as_chunks_mut::<4>().0 else { unreachable!("8 = 2 x 4") };
             levels4_sse2(lod, k0, a);
-            levels4_sse2(lod, k0 + 4.0 * GROUP as f32, b);
+            return levels4_sse2(lod, k0 + 4.0 * GROUP as f32, b);
         }
+        _ => {}
     }
-    #[cfg(not(target_arch = "x86_64"))]
     for (g, l) in lv.iter_mut().enumerate() {
         *l = lod.level(k0 + (g * GROUP) as f32 + 1.5);
     }
@@ -1014,38 +1051,39 @@ fn lane_z(s: &Span, d: &Span, k: f32, far_q: f32) -> f32 {
     if s.q + d.q * k >= far_q { s.z + d.z * k } else { f32::NEG_INFINITY }
 }
 
-/// A light colour in 8.8 fixed point, packed to multiply the blend's 16-bit lanes: red and blue
-/// (`rb`), green (`ga`, alpha 0).
+/// A light colour in 8.8 fixed point (0..=256 per channel: r, g, b), the blend's last factor.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Lit {
-    rb: u32,
-    ga: u32,
-}
+struct Lit([i16; 3]);
 
 impl Lit {
-    /// `c` in [0, 1] to 0..=256.
+    /// `c` in [0, 1] to 0..=256 (NaN to 0, as the SIMD clamp does).
     #[inline(always)]
     fn of(c: [f32; 3]) -> Lit {
-        let f = |x: f32| (x.clamp(0.0, 1.0) * 256.0 + 0.5) as u32;
-        Lit { rb: f(c[0]) | (f(c[2]) << 16), ga: f(c[1]) }
+        Lit(c.map(|x| (x.clamp(0.0, 1.0) * 256.0 + 0.5) as i16))
     }
 }
 
 /// Fractional bits of the texel coordinates and bilinear weights (as GPUs, the 2x2 footprint is
 /// blended in fixed point).
 const WEIGHT_BITS: u32 = texture::FRACTION_BITS;
+/// The blend's sums carry two weights and the light: `2 * WEIGHT_BITS + 8` fractional bits.
+const BLEND_SHIFT: u32 = 2 * WEIGHT_BITS + 8;
 
 /// One chunk of bilinear-textured pixels (lanes `k0 .. k0 + 16` of the span; group `g` in mip
 /// level `levels[g]`; only the first `lanes` pixels), in two passes so that the texel fetches of
-/// the four groups overlap: AVX2 under [`Renderer::draw_tris_avx2`], else SSE2, else scalar.
-/// Addressing, per group: depth test; 1/w, u and v; texel coordinates in 25.7 fixed point
-/// (wrapped: level sizes are powers of two). Blending: the 2x2 footprint with 7-bit weights in
-/// 16-bit lanes (red/blue and green/alpha per pixel), times the light (Gouraud when `lit` is
-/// `None`). `persp`: the depth key is 1/w itself (`s.z == s.q`, `d.z == d.q`), so it is not
-/// interpolated twice.
+/// the four groups overlap: AVX2 or SSE4.1 under [`Renderer::draw_tris_avx2`] /
+/// [`Renderer::draw_tris_sse41`], else scalar (the definition; all three give the same bytes).
+///
+/// Addressing, per pixel: depth test; 1/w, u and v; texel coordinates in fixed point with
+/// [`WEIGHT_BITS`] fractional bits (wrapped: level sizes are powers of two). Blending: one
+/// 16-byte load fetches the 2x2 footprint (see [`Level::pairs`]); `pmaddubsw` blends each column
+/// vertically, `pmaddwd` the two columns horizontally with weights already multiplied by the
+/// light (Gouraud when `lit` is `None`), all in integers: `(sum + half) >> BLEND_SHIFT`.
+/// `persp`: the depth key is 1/w itself (`s.z == s.q`, `d.z == d.q`), so it is not interpolated
+/// twice.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn shade_chunk<const AVX2: bool>(
+fn shade_chunk<const ISA: u8>(
     levels: &[&Level; GROUPS],
     lanes: usize,
     s: &Span,
@@ -1058,11 +1096,23 @@ fn shade_chunk<const AVX2: bool>(
     cp: &mut [u32; CHUNK],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if AVX2 {
-        // SAFETY: `AVX2` is true only under `draw_tris_avx2`, which runs on AVX2 machines.
-        unsafe { shade_chunk_avx2(levels, lanes, s, d, k0, lit, far_q, persp, dp, cp) };
-    } else {
-        shade_chunk_sse2(levels, lanes, s, d, k0, lit, far_q, persp, dp, cp);
+    match ISA {
+        // SAFETY: `ISA` is AVX2 / SSE4.1 only under `draw_tris_avx2` / `draw_tris_sse41`, which
+        // run on CPUs with those features.
+        // (The flat and the Gouraud kernels are compiled apart: each one keeps its registers.)
+        AVX2 => unsafe {
+            match lit {
+                Some(_) => shade_chunk_avx2::<false>(levels, lanes, s, d, k0, lit, far_q, persp, dp, cp),
+                None => shade_chunk_avx2::<true>(levels, lanes, s, d, k0, lit, far_q, persp, dp, cp),
+            }
+        },
+        SSE41 => unsafe {
+            match lit {
+                Some(_) => shade_chunk_sse41::<false>(levels, lanes, s, d, k0, lit, far_q, persp, dp, cp),
+                None => shade_chunk_sse41::<true>(levels, lanes, s, d, k0, lit, far_q, persp, dp, cp),
+            }
+        },
+        _ => shade_chunk_scalar(levels, lanes, s, d, k0, lit, far_q, dp, cp),
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -1071,11 +1121,15 @@ fn shade_chunk<const AVX2: bool>(
     }
 }
 
-/// [`shade_chunk`] four pixels (one group) per register: SSE2, the x86-64 baseline.
+/// [`shade_chunk`] four pixels (one group) per register, for SSE4.1 machines. Same arithmetic as
+/// [`shade_chunk_scalar`], same results bit for bit (tested). `GOURAUD` must be `lit.is_none()`.
+///
+/// # Safety
+/// The CPU must have SSE4.1 and SSSE3.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn shade_chunk_sse2(
+unsafe fn shade_chunk_sse41<const GOURAUD: bool>(
     levels: &[&Level; GROUPS],
     lanes: usize,
     s: &Span,
@@ -1087,19 +1141,21 @@ fn shade_chunk_sse2(
     dp: &mut [f32; CHUNK],
     cp: &mut [u32; CHUNK],
 ) {
-    // SAFETY: SSE2 arithmetic (x86-64 baseline); unaligned 4-lane loads/stores at offsets 4g
-    // (g < GROUPS) of `dp`, `cp` and `idx` (CHUNK = 4 * GROUPS elements); 64-bit texel-pair
-    // loads at i and i + w + 1 for the indices i in `idx`, in bounds of the group's level:
-    // i <= (h - 1)(w + 1) + w - 1, and `rgba` holds (h + 1)(w + 1) texels.
+    // SAFETY: SSE4.1/SSSE3 arithmetic (the caller guarantees the CPU has them); unaligned 4-lane
+    // loads/stores at offsets 4g (g < GROUPS) of `dp`, `cp` and `idx` (CHUNK = 4 * GROUPS
+    // elements); aligned loads of the `LevelLanes` arrays; 16-byte loads of `pairs` at entries
+    // i and i + 1 for the indices i in `idx`: i <= (h - 1)(w + 1) + w - 1, and `pairs` holds
+    // h (w + 1) entries.
     unsafe {
         use std::arch::x86_64::*;
         let set = _mm_set1_ps;
-        let one = (1u32 << WEIGHT_BITS) as f32;
+        let half = (1u32 << (WEIGHT_BITS - 1)) as f32;
+        let one = _mm_set1_epi32(1 << WEIGHT_BITS);
         let frac = _mm_set1_epi32((1 << WEIGHT_BITS) - 1);
         let mut pass = [_mm_setzero_ps(); GROUPS];
         let mut zs = [_mm_setzero_ps(); GROUPS];
         let mut weights = [(_mm_setzero_si128(), _mm_setzero_si128()); GROUPS];
-        let mut lits = [(_mm_setzero_si128(), _mm_setzero_si128()); GROUPS];
+        let mut lights = [[_mm_setzero_si128(); 3]; GROUPS];
         let mut idx = [0u32; CHUNK];
         let mut live = 0u32;
         let groups = lanes.div_ceil(GROUP).min(GROUPS);
@@ -1108,8 +1164,7 @@ fn shade_chunk_sse2(
             let lin = |a: f32, da: f32| _mm_add_ps(set(a), _mm_mul_ps(set(da), kf));
             let q = lin(s.q, d.q);
             let near = _mm_cmpge_ps(q, set(far_q));
-            let zl = if persp { q } else { lin(s.z, d.z) };
-            let z = _mm_or_ps(_mm_and_ps(near, zl), _mm_andnot_ps(near, set(f32::NEG_INFINITY)));
+            let z = _mm_blendv_ps(set(f32::NEG_INFINITY), if persp { q } else { lin(s.z, d.z) }, near);
             let inside = _mm_cmpgt_epi32(_mm_set1_epi32(lanes as i32 - (g * GROUP) as i32), _mm_setr_epi32(0, 1, 2, 3));
             let p = _mm_and_ps(_mm_castsi128_ps(inside), _mm_cmpgt_ps(z, _mm_loadu_ps(dp.as_ptr().add(g * GROUP))));
             if _mm_movemask_ps(p) == 0 {
@@ -1117,85 +1172,86 @@ fn shade_chunk_sse2(
             }
             live |= 1 << g;
             (pass[g], zs[g]) = (p, z);
-            let l = levels[g];
+            let l = &levels[g].lanes;
             let r = _mm_div_ps(set(1.0), q);
-            let x = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(lin(s.uq, d.uq), r), set(l.wf)), set(one / 2.0));
-            let y = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(lin(s.vq, d.vq), r), set(l.hf)), set(one / 2.0));
-            // floor: truncate, then subtract 1 (add the all-ones mask) where that rounded up.
-            let floor = |v: __m128| {
-                let t = _mm_cvttps_epi32(v);
-                _mm_add_epi32(t, _mm_castps_si128(_mm_cmpgt_ps(_mm_cvtepi32_ps(t), v)))
-            };
-            let (xi, yi) = (floor(x), floor(y));
+            let x = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(lin(s.uq, d.uq), r), _mm_load_ps(l.wf.as_ptr())), set(half));
+            let y = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(lin(s.vq, d.vq), r), _mm_load_ps(l.hf.as_ptr())), set(half));
+            let (xi, yi) = (_mm_cvttps_epi32(_mm_floor_ps(x)), _mm_cvttps_epi32(_mm_floor_ps(y)));
             let (fx, fy) = (_mm_and_si128(xi, frac), _mm_and_si128(yi, frac));
-            weights[g] = (_mm_or_si128(fx, _mm_slli_epi32(fx, 16)), _mm_or_si128(fy, _mm_slli_epi32(fy, 16)));
-            let (tx, ty) = (_mm_srai_epi32(xi, WEIGHT_BITS as i32), _mm_srai_epi32(yi, WEIGHT_BITS as i32));
-            let mh = _mm_set1_epi32(l.h as i32 - 1);
-            let x0 = _mm_and_si128(tx, _mm_set1_epi32(l.w as i32 - 1));
-            let row = |y: __m128i| {
-                let y = _mm_and_si128(y, mh);
-                _mm_add_epi32(_mm_add_epi32(_mm_sll_epi32(y, _mm_cvtsi32_si128(l.shift as i32)), y), x0)
-            };
-            // The row below is one row on (textures carry a copy of row 0 after the last).
-            _mm_storeu_si128(idx.as_mut_ptr().add(g * GROUP) as *mut __m128i, row(ty));
-            lits[g] = match lit {
-                Some(l) => (_mm_set1_epi32(l.rb as i32), _mm_set1_epi32(l.ga as i32)),
-                None => {
-                    let c = |j: usize| {
-                        let v = _mm_mul_ps(lin(s.cq[j], d.cq[j]), r);
-                        let v = _mm_min_ps(_mm_max_ps(v, _mm_setzero_ps()), set(1.0));
-                        _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(v, set(256.0)), set(0.5)))
-                    };
-                    (_mm_or_si128(c(0), _mm_slli_epi32(c(2), 16)), c(1))
-                }
-            };
+            // Horizontal weights as 16-bit pairs, vertical ones as byte pairs (twice).
+            let wy = _mm_or_si128(_mm_sub_epi32(one, fy), _mm_slli_epi32(fy, 8));
+            weights[g] = (
+                _mm_or_si128(_mm_sub_epi32(one, fx), _mm_slli_epi32(fx, 16)),
+                _mm_or_si128(wy, _mm_slli_epi32(wy, 16)),
+            );
+            let ld = |a: &[i32; 4]| _mm_load_si128(a.as_ptr() as *const __m128i);
+            let tx = _mm_and_si128(_mm_srai_epi32(xi, WEIGHT_BITS as i32), ld(&l.w_mask));
+            let ty = _mm_and_si128(_mm_srai_epi32(yi, WEIGHT_BITS as i32), ld(&l.h_mask));
+            let row = _mm_add_epi32(_mm_sll_epi32(ty, _mm_cvtsi32_si128(l.shift[0])), ty);
+            _mm_storeu_si128(idx.as_mut_ptr().add(g * GROUP) as *mut __m128i, _mm_add_epi32(row, tx));
+            if GOURAUD {
+                lights[g] = [0, 1, 2].map(|j| {
+                    let v = _mm_mul_ps(lin(s.cq[j], d.cq[j]), r);
+                    let v = _mm_min_ps(_mm_max_ps(v, _mm_setzero_ps()), set(1.0));
+                    _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(v, set(256.0)), set(0.5)))
+                });
+            }
         }
-        let bytes = _mm_set1_epi32(0x00ff_00ff);
-        let rb = |v: __m128i| _mm_and_si128(v, bytes);
-        let ga = |v: __m128i| _mm_and_si128(_mm_srli_epi32(v, 8), bytes);
-        let lerp = |a: __m128i, b: __m128i, w: __m128i| {
-            _mm_add_epi16(a, _mm_srai_epi16(_mm_mullo_epi16(_mm_sub_epi16(b, a), w), WEIGHT_BITS as i32))
-        };
-        let light =
-            |v: __m128i, l: __m128i| _mm_srli_epi16(_mm_add_epi16(_mm_mullo_epi16(v, l), _mm_set1_epi16(128)), 8);
+        let Lit([lr, lg, lb]) = lit.unwrap_or(Lit([0; 3]));
+        let flat = _mm_setr_epi16(lr, lr, lg, lg, lb, lb, 0, 0);
+        // Per pixel, (top, bottom) sums of the two columns to (left, right) pairs per channel.
+        let pick = _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
+        let round = _mm_set1_epi32(1 << (BLEND_SHIFT - 1));
         for g in 0..groups {
             if live & (1 << g) == 0 {
                 continue;
             }
-            let l = levels[g];
-            // Four (left, right) texel pairs, from `px`, to a register of lefts and one of rights.
-            let split = |px: *const u32| {
-                let pair = |k: usize| _mm_loadl_epi64(px.add(idx[g * GROUP + k] as usize) as *const __m128i);
-                let lo = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(0), pair(1)));
-                let hi = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(2), pair(3)));
-                (
-                    _mm_castps_si128(_mm_shuffle_ps(lo, hi, 0b10_00_10_00)),
-                    _mm_castps_si128(_mm_shuffle_ps(lo, hi, 0b11_01_11_01)),
-                )
-            };
-            let ((t00, t01), (t10, t11)) = (split(l.rgba.as_ptr()), split(l.rgba.as_ptr().add(l.w + 1)));
+            let base = levels[g].pairs.as_ptr();
             let (wx, wy) = weights[g];
-            let mix_rb = lerp(lerp(rb(t00), rb(t01), wx), lerp(rb(t10), rb(t11), wx), wy);
-            let mix_ga = lerp(lerp(ga(t00), ga(t01), wx), lerp(ga(t10), ga(t11), wx), wy);
-            let (lit_rb, lit_ga) = lits[g];
-            let out = _mm_or_si128(light(mix_rb, lit_rb), _mm_slli_epi32(light(mix_ga, lit_ga), 8));
+            // The light of each pixel as 16-bit (r, r, g, g, b, b, 0, 0).
+            let lp = if GOURAUD {
+                let [r, gr, b] = lights[g].map(|c| _mm_or_si128(c, _mm_slli_epi32(c, 16)));
+                let (lo, hi) = (_mm_unpacklo_epi32(r, gr), _mm_unpackhi_epi32(r, gr));
+                let zero = _mm_setzero_si128();
+                let (blo, bhi) = (_mm_unpacklo_epi32(b, zero), _mm_unpackhi_epi32(b, zero));
+                [
+                    _mm_unpacklo_epi64(lo, blo),
+                    _mm_unpackhi_epi64(lo, blo),
+                    _mm_unpacklo_epi64(hi, bhi),
+                    _mm_unpackhi_epi64(hi, bhi),
+                ]
+            } else {
+                [flat; 4]
+            };
+            macro_rules! pixel {
+                ($j:literal) => {{
+                    let t = _mm_loadu_si128(base.add(idx[g * GROUP + $j] as usize) as *const __m128i);
+                    let v = _mm_maddubs_epi16(t, _mm_shuffle_epi32::<{ $j * 0x55 }>(wy));
+                    let w = _mm_mullo_epi16(_mm_shuffle_epi32::<{ $j * 0x55 }>(wx), lp[$j]);
+                    let sum = _mm_madd_epi16(_mm_shuffle_epi8(v, pick), w);
+                    _mm_srli_epi32(_mm_add_epi32(sum, round), BLEND_SHIFT as i32)
+                }};
+            }
+            let (a, b, c, e) = (pixel!(0), pixel!(1), pixel!(2), pixel!(3));
+            let out = _mm_packus_epi16(_mm_packus_epi32(a, b), _mm_packus_epi32(c, e));
             let (c, z) = (cp.as_mut_ptr().add(g * GROUP) as *mut __m128i, dp.as_mut_ptr().add(g * GROUP));
             // Fully covered groups need not read the buffers back (which also avoids stalls when
             // the colour, depth and texel addresses alias modulo 4 KiB).
-            let (p, pi) = (pass[g], _mm_castps_si128(pass[g]));
+            let p = pass[g];
             if _mm_movemask_ps(p) == 0xf {
                 _mm_storeu_si128(c, out);
                 _mm_storeu_ps(z, zs[g]);
             } else {
-                _mm_storeu_si128(c, _mm_or_si128(_mm_and_si128(pi, out), _mm_andnot_si128(pi, _mm_loadu_si128(c))));
-                _mm_storeu_ps(z, _mm_or_ps(_mm_and_ps(p, zs[g]), _mm_andnot_ps(p, _mm_loadu_ps(z))));
+                _mm_storeu_si128(c, _mm_blendv_epi8(_mm_loadu_si128(c), out, _mm_castps_si128(p)));
+                _mm_storeu_ps(z, _mm_blendv_ps(_mm_loadu_ps(z), zs[g], p));
             }
         }
     }
 }
 
 /// [`shade_chunk`] eight pixels (two groups) per register, for AVX2 machines. Same arithmetic,
-/// same results bit for bit (tested against [`shade_chunk_scalar`]). Not a `target_feature`
+/// same results bit for bit (tested against [`shade_chunk_scalar`]). `GOURAUD` must be
+/// `lit.is_none()`. Not a `target_feature`
 /// function, so that it can be inlined into one ([`Renderer::draw_tris_avx2`]).
 ///
 /// # Safety
@@ -1203,7 +1259,7 @@ fn shade_chunk_sse2(
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn shade_chunk_avx2(
+unsafe fn shade_chunk_avx2<const GOURAUD: bool>(
     levels: &[&Level; GROUPS],
     lanes: usize,
     s: &Span,
@@ -1216,30 +1272,31 @@ unsafe fn shade_chunk_avx2(
     cp: &mut [u32; CHUNK],
 ) {
     // SAFETY: unaligned 8-lane loads/stores at offsets 0 and 8 of `dp` and `cp` (CHUNK = 16
-    // elements), and 64-bit texel-pair loads at the computed indices i and i + w + 1, in bounds
-    // of the group's level: i <= (h - 1)(w + 1) + w - 1, and `rgba` holds (h + 1)(w + 1) texels.
+    // elements); 16-byte loads of the `LevelLanes` arrays; 16-byte loads of `pairs` at entries i
+    // and i + 1 for the computed indices i: i <= (h - 1)(w + 1) + w - 1, and `pairs` holds
+    // h (w + 1) entries.
     unsafe {
         use std::arch::x86_64::*;
         let set = _mm256_set1_ps;
-        let one = (1u32 << WEIGHT_BITS) as f32;
+        let half = (1u32 << (WEIGHT_BITS - 1)) as f32;
+        let one = _mm256_set1_epi32(1 << WEIGHT_BITS);
         let frac = _mm256_set1_epi32((1 << WEIGHT_BITS) - 1);
         let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        // Per-lane level parameters: group 2p in the low half, 2p + 1 in the high half.
-        let per = |p: usize, f: fn(&Level) -> &i32| {
-            let (a, b) = (f(levels[2 * p]), f(levels[2 * p + 1]));
-            _mm256_setr_m128i(_mm_set1_epi32(*a), _mm_set1_epi32(*b))
+        // Per-lane level constants: group 2p in the low half, 2p + 1 in the high half.
+        let per = |p: usize, f: fn(&LevelLanes) -> &[i32; 4]| {
+            let (a, b) = (f(&levels[2 * p].lanes), f(&levels[2 * p + 1].lanes));
+            _mm256_loadu2_m128i(b.as_ptr() as *const __m128i, a.as_ptr() as *const __m128i)
         };
-        let per_f = |p: usize, f: fn(&Level) -> &f32| {
-            let (a, b) = (f(levels[2 * p]), f(levels[2 * p + 1]));
-            _mm256_setr_m128(_mm_broadcast_ss(a), _mm_broadcast_ss(b))
+        let per_f = |p: usize, f: fn(&LevelLanes) -> &[f32; 4]| {
+            let (a, b) = (f(&levels[2 * p].lanes), f(&levels[2 * p + 1].lanes));
+            _mm256_loadu2_m128(b.as_ptr(), a.as_ptr())
         };
-        let flat = lit.map(|l| (_mm256_set1_epi32(l.rb as i32), _mm256_set1_epi32(l.ga as i32)));
         const { assert!(GROUPS == 4, "two pairs of groups per chunk") };
         let (dptr, cptr) = (dp.as_mut_ptr(), cp.as_mut_ptr());
-        type Addressed = (__m256, __m256, (__m256i, __m256i), (__m256i, __m256i), __m256i);
+        type Addressed = (__m256, __m256, (__m256i, __m256i), [__m256i; 3], __m256i);
         // Addressing of pair `p` (pixels 8p .. 8p + 8): `None` when no lane passes the depth test;
-        // else the pass mask, depth, weights, light and the top/bottom texel-pair indices. Both
-        // pairs are addressed before either is fetched, so that the fetches overlap. (Loops, not
+        // else the pass mask, depth, weights, Gouraud light and the footprint indices. Both pairs
+        // are addressed before either is fetched, so that the fetches overlap. (Loops, not
         // closures: a closure called twice may not be inlined, and outside this AVX2 context its
         // intrinsics would become calls.)
         let mut addressed: [Option<Addressed>; 2] = [None, None];
@@ -1261,77 +1318,72 @@ unsafe fn shade_chunk_avx2(
                 continue;
             }
             let r = _mm256_div_ps(set(1.0), q);
-            let (lw, lh) = (per_f(p, |l| &l.wf), per_f(p, |l| &l.hf));
-            // (`lw`, `lh` already carry the fixed-point scale.)
-            let x = _mm256_sub_ps(_mm256_mul_ps(_mm256_mul_ps(lin(s.uq, d.uq), r), lw), set(one / 2.0));
-            let y = _mm256_sub_ps(_mm256_mul_ps(_mm256_mul_ps(lin(s.vq, d.vq), r), lh), set(one / 2.0));
-            let floor = |v: __m256| {
-                let t = _mm256_cvttps_epi32(v);
-                _mm256_add_epi32(t, _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OS>(_mm256_cvtepi32_ps(t), v)))
-            };
-            let (xi, yi) = (floor(x), floor(y));
+            let x = _mm256_sub_ps(_mm256_mul_ps(_mm256_mul_ps(lin(s.uq, d.uq), r), per_f(p, |l| &l.wf)), set(half));
+            let y = _mm256_sub_ps(_mm256_mul_ps(_mm256_mul_ps(lin(s.vq, d.vq), r), per_f(p, |l| &l.hf)), set(half));
+            let (xi, yi) = (_mm256_cvttps_epi32(_mm256_floor_ps(x)), _mm256_cvttps_epi32(_mm256_floor_ps(y)));
             let (fx, fy) = (_mm256_and_si256(xi, frac), _mm256_and_si256(yi, frac));
-            let weights =
-                (_mm256_or_si256(fx, _mm256_slli_epi32(fx, 16)), _mm256_or_si256(fy, _mm256_slli_epi32(fy, 16)));
-            let (tx, ty) = (_mm256_srai_epi32(xi, WEIGHT_BITS as i32), _mm256_srai_epi32(yi, WEIGHT_BITS as i32));
-            let mh = per(p, |l| &l.h_mask);
-            let shift = per(p, |l| &l.shift_i);
-            let x0 = _mm256_and_si256(tx, per(p, |l| &l.w_mask));
-            let row = |y: __m256i| {
-                let y = _mm256_and_si256(y, mh);
-                _mm256_add_epi32(_mm256_add_epi32(_mm256_sllv_epi32(y, shift), y), x0)
-            };
-            // The row below is one row on (textures carry a copy of row 0 after the last).
-            let top = row(ty);
-            let light = flat.unwrap_or_else(|| {
-                let c = |j: usize| {
+            // Horizontal weights as 16-bit pairs, vertical ones as byte pairs (twice).
+            let wy = _mm256_or_si256(_mm256_sub_epi32(one, fy), _mm256_slli_epi32(fy, 8));
+            let weights = (
+                _mm256_or_si256(_mm256_sub_epi32(one, fx), _mm256_slli_epi32(fx, 16)),
+                _mm256_or_si256(wy, _mm256_slli_epi32(wy, 16)),
+            );
+            let tx = _mm256_and_si256(_mm256_srai_epi32(xi, WEIGHT_BITS as i32), per(p, |l| &l.w_mask));
+            let ty = _mm256_and_si256(_mm256_srai_epi32(yi, WEIGHT_BITS as i32), per(p, |l| &l.h_mask));
+            let idx = _mm256_add_epi32(_mm256_add_epi32(_mm256_sllv_epi32(ty, per(p, |l| &l.shift)), ty), tx);
+            let mut light = [_mm256_setzero_si256(); 3];
+            if GOURAUD {
+                light = [0, 1, 2].map(|j| {
                     let v = _mm256_mul_ps(lin(s.cq[j], d.cq[j]), r);
                     let v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), set(1.0));
                     _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(v, set(256.0)), set(0.5)))
-                };
-                (_mm256_or_si256(c(0), _mm256_slli_epi32(c(2), 16)), c(1))
-            });
-            *slot = Some((ps, z, weights, light, top));
+                });
+            }
+            *slot = Some((ps, z, weights, light, idx));
         }
-        let bytes = _mm256_set1_epi32(0x00ff_00ff);
-        let rb = |v: __m256i| _mm256_and_si256(v, bytes);
-        let ga = |v: __m256i| _mm256_and_si256(_mm256_srli_epi32(v, 8), bytes);
-        let lerp = |a: __m256i, b: __m256i, w: __m256i| {
-            _mm256_add_epi16(a, _mm256_srai_epi16(_mm256_mullo_epi16(_mm256_sub_epi16(b, a), w), WEIGHT_BITS as i32))
-        };
-        let light = |v: __m256i, l: __m256i| {
-            _mm256_srli_epi16(_mm256_add_epi16(_mm256_mullo_epi16(v, l), _mm256_set1_epi16(128)), 8)
-        };
-        // Fetch, blend, light and store each addressed pair.
+        let Lit([r, g, b]) = lit.unwrap_or(Lit([0; 3]));
+        let flat = _mm256_setr_epi16(r, r, g, g, b, b, 0, 0, r, r, g, g, b, b, 0, 0);
+        // Per pixel, (top, bottom) sums of the two columns to (left, right) pairs per channel.
+        let pick = _mm256_setr_epi8(
+            0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15, 0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15,
+        );
+        let round = _mm256_set1_epi32(1 << (BLEND_SHIFT - 1));
+        // Fetch, blend, light and store each addressed pair. Register j holds pixel j in its low
+        // half and pixel j + 4 in its high half, so `pshufd` broadcasts each pixel's weights.
         for (p, a) in addressed.into_iter().enumerate() {
-            let Some((ps, z, (wx, wy), (lit_rb, lit_ga), top)) = a else { continue };
-            // The eight indices of a register, as two groups of four.
-            let lanes = |v: __m256i| {
-                let mut i = [0u32; 8];
-                _mm256_storeu_si256(i.as_mut_ptr() as *mut __m256i, v);
-                let u = |k: usize| i[k] as usize;
-                ([u(0), u(1), u(2), u(3)], [u(4), u(5), u(6), u(7)])
+            let Some((ps, z, (wx, wy), light, idx)) = a else { continue };
+            let mut i = [0u32; 8];
+            _mm256_storeu_si256(i.as_mut_ptr() as *mut __m256i, idx);
+            let (b0, b1) = (levels[2 * p].pairs.as_ptr(), levels[2 * p + 1].pairs.as_ptr());
+            // The light of each pixel as 16-bit (r, r, g, g, b, b, 0, 0).
+            let lp = if GOURAUD {
+                let [r, g, b] = light.map(|c| _mm256_or_si256(c, _mm256_slli_epi32(c, 16)));
+                let (lo, hi) = (_mm256_unpacklo_epi32(r, g), _mm256_unpackhi_epi32(r, g));
+                let zero = _mm256_setzero_si256();
+                let (blo, bhi) = (_mm256_unpacklo_epi32(b, zero), _mm256_unpackhi_epi32(b, zero));
+                [
+                    _mm256_unpacklo_epi64(lo, blo),
+                    _mm256_unpackhi_epi64(lo, blo),
+                    _mm256_unpacklo_epi64(hi, bhi),
+                    _mm256_unpackhi_epi64(hi, bhi),
+                ]
+            } else {
+                [flat; 4]
             };
-            // Four (left, right) texel pairs of one group to a register of lefts and one of rights.
-            let split = |g: usize, i: [usize; 4], below: bool| {
-                let l = levels[g];
-                let px = if below { l.rgba.as_ptr().add(l.w + 1) } else { l.rgba.as_ptr() };
-                let pair = |i: usize| _mm_loadl_epi64(px.add(i) as *const __m128i);
-                let lo = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(i[0]), pair(i[1])));
-                let hi = _mm_castsi128_ps(_mm_unpacklo_epi64(pair(i[2]), pair(i[3])));
-                (
-                    _mm_castps_si128(_mm_shuffle_ps(lo, hi, 0b10_00_10_00)),
-                    _mm_castps_si128(_mm_shuffle_ps(lo, hi, 0b11_01_11_01)),
-                )
-            };
-            let (t0, t1) = lanes(top);
-            let ((a00, a01), (a10, a11)) = (split(2 * p, t0, false), split(2 * p, t0, true));
-            let ((b00, b01), (b10, b11)) = (split(2 * p + 1, t1, false), split(2 * p + 1, t1, true));
-            let (t00, t01) = (_mm256_setr_m128i(a00, b00), _mm256_setr_m128i(a01, b01));
-            let (t10, t11) = (_mm256_setr_m128i(a10, b10), _mm256_setr_m128i(a11, b11));
-            let mix_rb = lerp(lerp(rb(t00), rb(t01), wx), lerp(rb(t10), rb(t11), wx), wy);
-            let mix_ga = lerp(lerp(ga(t00), ga(t01), wx), lerp(ga(t10), ga(t11), wx), wy);
-            let out = _mm256_or_si256(light(mix_rb, lit_rb), _mm256_slli_epi32(light(mix_ga, lit_ga), 8));
+            macro_rules! pixels {
+                ($j:literal) => {{
+                    let t = _mm256_loadu2_m128i(
+                        b1.add(i[$j + 4] as usize) as *const __m128i,
+                        b0.add(i[$j] as usize) as *const __m128i,
+                    );
+                    let v = _mm256_maddubs_epi16(t, _mm256_shuffle_epi32::<{ $j * 0x55 }>(wy));
+                    let w = _mm256_mullo_epi16(_mm256_shuffle_epi32::<{ $j * 0x55 }>(wx), lp[$j]);
+                    let sum = _mm256_madd_epi16(_mm256_shuffle_epi8(v, pick), w);
+                    _mm256_srli_epi32(_mm256_add_epi32(sum, round), BLEND_SHIFT as i32)
+                }};
+            }
+            let (a, b, c, e) = (pixels!(0), pixels!(1), pixels!(2), pixels!(3));
+            let out = _mm256_packus_epi16(_mm256_packus_epi32(a, b), _mm256_packus_epi32(c, e));
             let (c, zp) = (cptr.add(p * 2 * GROUP) as *mut __m256i, dptr.add(p * 2 * GROUP));
             // Fully covered pairs need not read the buffers back (which also avoids stalls when
             // the colour, depth and texel addresses alias modulo 4 KiB).
@@ -1346,9 +1398,9 @@ unsafe fn shade_chunk_avx2(
     }
 }
 
-/// [`shade_chunk`] one pixel at a time (other targets; the SIMD path is tested against it).
+/// [`shade_chunk`] one pixel at a time: the definition the SIMD kernels reproduce bit for bit
+/// (and the path on CPUs without SSE4.1).
 #[allow(clippy::too_many_arguments)]
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 fn shade_chunk_scalar(
     levels: &[&Level; GROUPS],
     lanes: usize,
@@ -1362,12 +1414,8 @@ fn shade_chunk_scalar(
 ) {
     // `cvttps2dq`: truncation, i32::MIN when out of range or NaN.
     let cvtt = |x: f32| if (-2_147_483_648.0..2_147_483_648.0).contains(&x) { x as i32 } else { i32::MIN };
-    let floor = |x: f32| {
-        let t = cvtt(x);
-        if t as f32 > x { t.wrapping_sub(1) } else { t }
-    };
-    let one = (1u32 << WEIGHT_BITS) as f32;
-    let frac = (1i32 << WEIGHT_BITS) - 1;
+    let half = (1u32 << (WEIGHT_BITS - 1)) as f32;
+    let (one, frac) = (1i32 << WEIGHT_BITS, (1i32 << WEIGHT_BITS) - 1);
     for k in 0..lanes.min(CHUNK) {
         let level = levels[k / GROUP];
         let kf = k0 + (k / GROUP * GROUP) as f32 + (k % GROUP) as f32;
@@ -1377,25 +1425,23 @@ fn shade_chunk_scalar(
             continue;
         }
         let r = 1.0 / (s.q + d.q * kf);
-        let xi = floor((s.uq + d.uq * kf) * r * level.wf - one / 2.0);
-        let yi = floor((s.vq + d.vq * kf) * r * level.hf - one / 2.0);
-        let (wx, wy) = (xi & frac, yi & frac);
-        let (tx, ty) = (xi >> WEIGHT_BITS, yi >> WEIGHT_BITS);
-        let x0 = (tx & (level.w as i32 - 1)) as usize;
-        let row = |y: i32| {
-            let y = (y & (level.h as i32 - 1)) as usize;
-            (y << level.shift) + y
-        };
-        let (top, bot) = (row(ty) + x0, row(ty.wrapping_add(1)) + x0);
-        let t = [level.rgba[top], level.rgba[top + 1], level.rgba[bot], level.rgba[bot + 1]];
-        let l = lit.unwrap_or_else(|| Lit::of([0, 1, 2].map(|c| (s.cq[c] + d.cq[c] * kf) * r)));
-        let lerp = |a: i32, b: i32, w: i32| a + (((b - a) * w) >> WEIGHT_BITS);
+        let xi = cvtt(((s.uq + d.uq * kf) * r * level.lanes.wf[0] - half).floor());
+        let yi = cvtt(((s.vq + d.vq * kf) * r * level.lanes.hf[0] - half).floor());
+        let (fx, fy) = (xi & frac, yi & frac);
+        let tx = (xi >> WEIGHT_BITS) & (level.w as i32 - 1);
+        let ty = ((yi >> WEIGHT_BITS) & (level.h as i32 - 1)) as usize;
+        let i = (ty << level.shift) + ty + tx as usize;
+        let (left, right) = (level.pairs[i], level.pairs[i + 1]);
+        let Lit(l) = lit.unwrap_or_else(|| Lit::of([0, 1, 2].map(|c| (s.cq[c] + d.cq[c] * kf) * r)));
         let mut out = 0u32;
-        for (c, shift) in [0u32, 8, 16].into_iter().enumerate() {
-            let ch = |v: u32| ((v >> shift) & 0xff) as i32;
-            let mix = lerp(lerp(ch(t[0]), ch(t[1]), wx), lerp(ch(t[2]), ch(t[3]), wx), wy) as u32;
-            let lc = [l.rb & 0xffff, l.ga & 0xffff, l.rb >> 16][c];
-            out |= ((mix * lc + 128) >> 8) << shift;
+        for (c, &l) in l.iter().enumerate() {
+            // A column's texel and the one below it, blended vertically.
+            let col = |e: u64| {
+                let (t, b) = ((e >> (16 * c)) as u8 as i32, (e >> (16 * c + 8)) as u8 as i32);
+                t * (one - fy) + b * fy
+            };
+            let sum = col(left) * ((one - fx) * l as i32) + col(right) * (fx * l as i32);
+            out |= (((sum + (1 << (BLEND_SHIFT - 1))) >> BLEND_SHIFT) as u32) << (8 * c);
         }
         dp[k] = z;
         cp[k] = out;
@@ -1519,8 +1565,14 @@ mod tests {
             let k0 = k0 as f32;
             let want: Vec<i32> = (0..8).map(|g| lod.level(k0 + (g * GROUP) as f32 + 1.5)).collect();
             let mut got = [0i32; 8];
-            levels8::<false>(&lod, k0, &mut got);
+            levels8::<SCALAR>(&lod, k0, &mut got);
             prop_assert_eq!(&got[..], &want[..]);
+            #[cfg(target_arch = "x86_64")]
+            {
+                let mut got = [0i32; 8];
+                levels8::<SSE41>(&lod, k0, &mut got);
+                prop_assert_eq!(&got[..], &want[..]);
+            }
             #[cfg(target_arch = "x86_64")]
             if std::is_x86_feature_detected!("avx2") {
                 let mut got = [0i32; 8];
@@ -1548,7 +1600,7 @@ mod tests {
             prop_assert!((lod.level(k) - want).abs() <= 1, "{} vs {} (rho {})", lod.level(k), want, rho);
         }
 
-        /// The SSE2 and AVX2 chunks (addressing, depth test, fixed-point blend, light) equal the
+        /// The SSE4.1 and AVX2 chunks (addressing, depth test, fixed-point blend, light) equal the
         /// scalar one bit for bit.
         #[test]
         fn simd_chunk_matches_scalar(s in span(), d in step(), k0 in 0.0f32..200.0, (lv, lanes, lit, dp, cp) in chunk_inputs(), persp in prop::bool::ANY) {
@@ -1566,14 +1618,15 @@ mod tests {
             }
             #[cfg(target_arch = "x86_64")]
             {
-                let (mut da, mut ca) = (dp, cp);
-                shade_chunk_sse2(&levels, lanes, &s, &d, k0, lit, 0.01, persp, &mut da, &mut ca);
-                prop_assert_eq!(da.map(f32::to_bits), db.map(f32::to_bits));
-                prop_assert_eq!(ca, cb);
+                if std::is_x86_feature_detected!("sse4.1") && std::is_x86_feature_detected!("ssse3") {
+                    let (mut da, mut ca) = (dp, cp);
+                    shade_chunk::<SSE41>(&levels, lanes, &s, &d, k0, lit, 0.01, persp, &mut da, &mut ca);
+                    prop_assert_eq!(da.map(f32::to_bits), db.map(f32::to_bits));
+                    prop_assert_eq!(ca, cb);
+                }
                 if std::is_x86_feature_detected!("avx2") {
                     let (mut da, mut ca) = (dp, cp);
-                    // SAFETY: the CPU has AVX2.
-                    unsafe { shade_chunk_avx2(&levels, lanes, &s, &d, k0, lit, 0.01, persp, &mut da, &mut ca) };
+                    shade_chunk::<AVX2>(&levels, lanes, &s, &d, k0, lit, 0.01, persp, &mut da, &mut ca);
                     prop_assert_eq!(da.map(f32::to_bits), db.map(f32::to_bits));
                     prop_assert_eq!(ca, cb);
                 }
@@ -1587,7 +1640,7 @@ mod tests {
             let tex = texture::get(TexName::ConcreteTiles, 0);
             let level = &tex.levels[lv.min(tex.levels.len() - 1)];
             let (mut dp, mut cp) = ([f32::NEG_INFINITY; CHUNK], [0u32; CHUNK]);
-            shade_chunk::<false>(&[level; GROUPS], CHUNK, &s, &d, 0.0, Some(Lit::of(lit)), 0.01, false, &mut dp, &mut cp);
+            shade_chunk::<SCALAR>(&[level; GROUPS], CHUNK, &s, &d, 0.0, Some(Lit::of(lit)), 0.01, false, &mut dp, &mut cp);
             for (k, px) in cp.iter().enumerate() {
                 let kf = k as f32;
                 if s.q + d.q * kf < 0.01 {
@@ -1604,23 +1657,39 @@ mod tests {
         }
     }
 
-    /// Whole frames drawn by the AVX2 path equal the SSE2 (x86-64 baseline) path's, byte for
-    /// byte, for the four VL-DAC envs at both sizes, through a walk that turns and moves.
+    /// Whole frames drawn by the AVX2 and SSE4.1 paths equal the scalar path's, byte for byte,
+    /// for the four VL-DAC envs at both sizes, through a walk that turns and moves.
     #[test]
-    fn avx2_and_baseline_frames_are_identical() {
+    fn simd_and_scalar_frames_are_identical() {
         use crate::{MiniWorld, MiniWorldConfig};
         use vldac_core::{Action, Environment};
+        let mut isas = vec![];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                isas.push(Isa::Avx2);
+            }
+            if std::is_x86_feature_detected!("sse4.1") && std::is_x86_feature_detected!("ssse3") {
+                isas.push(Isa::Sse41);
+            }
+        }
         for id in ["MiniWorld-OneRoom-v0", "MiniWorld-Hallway-v0", "MiniWorld-FourRooms-v0", "MiniWorld-WallGap-v0"] {
             for (w, h) in [(80, 60), (224, 224)] {
                 let cfg = MiniWorldConfig { obs_width: w, obs_height: h, ..MiniWorldConfig::default() };
                 let mut env = MiniWorld::with_config(id, cfg).expect("env");
                 env.reset(Some(3)).expect("reset");
                 for k in 0..12 {
-                    let fast = env.render_obs();
-                    env.renderer_mut().baseline = true;
-                    let base = env.render_obs();
-                    env.renderer_mut().baseline = false;
-                    assert!(fast.pixels() == base.pixels(), "{id} {w}x{h} step {k}: AVX2 and SSE2 frames differ");
+                    env.renderer_mut().isa = Some(Isa::Scalar);
+                    let want = env.render_obs();
+                    for &isa in &isas {
+                        env.renderer_mut().isa = Some(isa);
+                        let got = env.render_obs();
+                        assert!(
+                            got.pixels() == want.pixels(),
+                            "{id} {w}x{h} step {k}: {isa:?} and scalar frames differ"
+                        );
+                    }
+                    env.renderer_mut().isa = None;
                     if env.step(&Action::Discrete([0, 2, 2, 1][k % 4])).expect("step").done() {
                         env.reset(None).expect("reset");
                     }

@@ -61,8 +61,9 @@ impl TexName {
     }
 }
 
-/// Fractional bits of the renderer's texel coordinates (and of its bilinear weights).
-pub const FRACTION_BITS: u32 = 7;
+/// Fractional bits of the renderer's texel coordinates (and of its bilinear weights: 6 bits, so
+/// that a weight, at most 64, fits the signed byte `pmaddubsw` multiplies by).
+pub const FRACTION_BITS: u32 = 6;
 
 /// One mip level: `w × h` RGB texels in [0, 1], row 0 at the bottom (t = 0), as GL loads them.
 #[derive(Debug, Clone)]
@@ -71,41 +72,58 @@ pub struct Level {
     pub h: usize,
     /// log2(w).
     pub shift: u32,
-    /// The texels as RGBA8 (the renderer's fast path: a quarter of the memory traffic), rows of
-    /// `w + 1`: each row ends with a copy of its first texel, so a texel and its right neighbour
-    /// (wrapped) are always adjacent and one 64-bit load fetches both; and a copy of row 0 after
-    /// the last, so the texel below (wrapped) is always one row on. Texel (x, y) is at
-    /// `(y << shift) + y + x`.
-    pub rgba: Vec<u32>,
+    /// The texels as RGBA8 for the renderer, laid out so that one 16-byte load fetches a texel's
+    /// whole 2x2 bilinear footprint, its bytes already paired for `pmaddubsw`: entry (x, y) holds
+    /// texel (x, y) and the texel below it (row y + 1, wrapped) interleaved byte by byte
+    /// (r, r', g, g', b, b', a, a'); rows have `w + 1` entries, the last a copy of the first, so
+    /// the right neighbour (wrapped) is the next entry. Entry (x, y) is at `(y << shift) + y + x`.
+    pub pairs: Vec<u64>,
     pub texels: Vec<[f32; 4]>,
-    /// The renderer's per-level constants, ready to broadcast: w and h in texel-coordinate fixed
-    /// point (times 2^[`FRACTION_BITS`]), w - 1 and h - 1 (wrap masks) and log2(w) as i32.
-    pub wf: f32,
-    pub hf: f32,
-    pub w_mask: i32,
-    pub h_mask: i32,
-    pub shift_i: i32,
+    /// The renderer's per-level constants, four lanes each.
+    pub lanes: LevelLanes,
+}
+
+/// A level's constants for the renderer's SIMD kernels, each repeated in four lanes (one 16-byte
+/// load per group of four pixels).
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(16))]
+pub struct LevelLanes {
+    /// w and h in texel-coordinate fixed point (times 2^[`FRACTION_BITS`]).
+    pub wf: [f32; 4],
+    pub hf: [f32; 4],
+    /// w - 1 and h - 1: the wrap masks.
+    pub w_mask: [i32; 4],
+    pub h_mask: [i32; 4],
+    /// log2(w).
+    pub shift: [i32; 4],
 }
 
 impl Level {
     fn new(w: usize, h: usize, texels: Vec<[f32; 4]>) -> Self {
-        let b = |x: f32| (x * 255.0 + 0.5) as u8 as u32;
-        let px = |t: &[f32; 4]| b(t[0]) | (b(t[1]) << 8) | (b(t[2]) << 16);
-        let mut rgba: Vec<u32> = texels.chunks_exact(w).flat_map(|row| row.iter().chain(&row[..1]).map(px)).collect();
-        rgba.extend_from_within(..w + 1);
+        let b = |x: f32| (x * 255.0 + 0.5) as u8 as u64;
         let shift = w.trailing_zeros();
-        Level {
-            w,
-            h,
-            shift,
-            texels,
-            rgba,
-            wf: (w << FRACTION_BITS) as f32,
-            hf: (h << FRACTION_BITS) as f32,
-            w_mask: w as i32 - 1,
-            h_mask: h as i32 - 1,
-            shift_i: shift as i32,
+        let mut pairs = Vec::with_capacity(h * (w + 1));
+        for y in 0..h {
+            let (row, below) = (&texels[y * w..][..w], &texels[(y + 1) % h * w..][..w]);
+            for x in 0..=w {
+                let (t, u) = (row[x % w], below[x % w]);
+                pairs.push((0..3).fold(0, |e, c| e | b(t[c]) << (16 * c) | b(u[c]) << (16 * c + 8)));
+            }
         }
+        let lanes = LevelLanes {
+            wf: [(w << FRACTION_BITS) as f32; 4],
+            hf: [(h << FRACTION_BITS) as f32; 4],
+            w_mask: [w as i32 - 1; 4],
+            h_mask: [h as i32 - 1; 4],
+            shift: [shift as i32; 4],
+        };
+        Level { w, h, shift, pairs, texels, lanes }
+    }
+
+    /// The RGB8 bytes of texel (x, y), as the renderer stores them.
+    pub fn texel8(&self, x: usize, y: usize) -> [u8; 3] {
+        let e = self.pairs[(y << self.shift) + y + x];
+        [0, 1, 2].map(|c| (e >> (16 * c)) as u8)
     }
 
     /// Bilinear sample at (u, v) in repeats, wrapping (sizes are powers of two).
