@@ -8,7 +8,7 @@ use vldac_core::Frame;
 
 use crate::entity::{Entity, Shape};
 use crate::mesh::{self, LTri};
-use crate::texture::{self, Level, LevelLanes, TexName, Texture, fast_floor};
+use crate::texture::{self, Level, LevelLanes, TexName, Texture};
 use crate::world::World;
 
 /// A world-space vertex with its lit colour.
@@ -636,17 +636,29 @@ impl Renderer {
             (-ey, ex, ey * a.x - ex * a.y)
         };
         // Per edge, the span boundary on row y is x = k0 + k1 * y (one division per edge, not per
-        // row); `None` for edges parallel to x (they either keep or empty every row).
-        let mut edges = [(0.0, 0.0, 0.0, None); MAX_VERTS];
-        for (k, e) in edges.iter_mut().enumerate().take(m) {
+        // row), bounding the span on the left (`lefts`) or the right (`rights`); edges parallel to
+        // x (`flats`: b y + c >= 0) either keep or empty every row.
+        let (mut lefts, mut rights, mut flats) =
+            ([(0.0, 0.0); MAX_VERTS], [(0.0, 0.0); MAX_VERTS], [(0.0, 0.0); MAX_VERTS]);
+        let (mut nl, mut nr, mut nf) = (0, 0, 0);
+        for k in 0..m {
             let (a, b, c) = edge(&v[k], &v[(k + 1) % m]);
             let (a, b, c) = (-a, -b, -c);
-            *e = if a.abs() < 1e-12 { (a, b, c, None) } else { (a, b, c, Some((-c / a - 0.5, -b / a))) };
+            if a.abs() < 1e-12 {
+                (flats[nf], nf) = ((b, c), nf + 1);
+            } else if a > 0.0 {
+                (lefts[nl], nl) = ((-c / a - 0.5, -b / a), nl + 1);
+            } else {
+                (rights[nr], nr) = ((-c / a - 0.5, -b / a), nr + 1);
+            }
         }
-        let edges = &edges[..m];
+        let (lefts, rights, flats) = (&lefts[..nl], &rights[..nr], &flats[..nf]);
         let (tw, th) = tex.map_or((1.0, 1.0), |t| t.size0());
         let far_q = if persp { 1.0 / FAR } else { f32::NEG_INFINITY };
         let base_c = v[0].c;
+        // Per face: the light and the mip-level planes.
+        let lit = flat.map(Lit::of);
+        let lp = LodPlanes { pu, pv, pq, tw, th };
         let lod_at = |q: f32, uq: f32, vq: f32| {
             let iq = 1.0 / q;
             let (uu, vv) = (uq * iq, vq * iq);
@@ -660,22 +672,10 @@ impl Renderer {
             let yc = py as f32 + 0.5;
             let row = py * w;
             // The span [lo, hi) in pixel indices, in f32 until the end (one conversion each).
-            let (mut lo, mut hi) = (minx as f32, maxx as f32);
-            let mut empty = false;
-            for &(a, b, c, k) in edges {
-                match k {
-                    None => empty |= b * yc + c < 0.0,
-                    Some((k0, k1)) => {
-                        let xr = k0 + k1 * yc; // boundary in pixel-index space
-                        if a > 0.0 {
-                            lo = lo.max(-fast_floor(-xr));
-                        } else {
-                            hi = hi.min(fast_floor(xr) + 1.0);
-                        }
-                    }
-                }
-            }
-            if empty || lo >= hi {
+            // (Boundaries in pixel-index space.)
+            let lo = lefts.iter().fold(minx as f32, |lo, &(k0, k1)| lo.max((k0 + k1 * yc).ceil()));
+            let hi = rights.iter().fold(maxx as f32, |hi, &(k0, k1)| hi.min((k0 + k1 * yc).floor() + 1.0));
+            if lo >= hi || flats.iter().any(|&(b, c)| b * yc + c < 0.0) {
                 continue;
             }
             let (xs, xe) = (lo as usize, (hi as usize).min(w));
@@ -687,17 +687,17 @@ impl Renderer {
                 q: v[0].q + pq.0 * dx0 + pq.1 * dy,
                 uq: v[0].u + pu.0 * dx0 + pu.1 * dy,
                 vq: v[0].v + pv.0 * dx0 + pv.1 * dy,
-                cq: arr3(|k| base_c[k] + pc[k].0 * dx0 + pc[k].1 * dy),
+                // (Only Gouraud faces use colours.)
+                cq: if flat.is_some() { [0.0; 3] } else { arr3(|k| base_c[k] + pc[k].0 * dx0 + pc[k].1 * dy) },
             };
             let d = Span { z: pz.0, q: pq.0, uq: pu.0, vq: pv.0, cq: [pc[0].0, pc[1].0, pc[2].0] };
             let (at, n) = (self.depth_at + row + xs, xe - xs);
             match (tex, flat) {
                 (Some(t), _) if bilinear => {
-                    let lp = LodPlanes { pu, pv, pq, tw, th };
                     // Whole chunks: the buffers have a chunk of slack at the end.
                     let ext = n.next_multiple_of(CHUNK);
                     let (depth, color) = (&mut self.depth[at..at + ext], &mut self.color[row + xs..row + xs + ext]);
-                    bilinear_span::<ISA>(t, &lp, &s, &d, flat, far_q, persp, n, depth, color)
+                    bilinear_span::<ISA>(t, &lp, &s, &d, lit, far_q, persp, n, depth, color)
                 }
                 (None, Some(c)) => {
                     flat_span(c, &s, &d, far_q, &mut self.depth[at..at + n], &mut self.color[row + xs..row + xe])
@@ -850,7 +850,7 @@ fn bilinear_span<const ISA: u8>(
     lp: &LodPlanes,
     s: &Span,
     d: &Span,
-    flat: Option<[f32; 3]>,
+    lit: Option<Lit>,
     far_q: f32,
     persp: bool,
     n: usize,
@@ -863,7 +863,6 @@ fn bilinear_span<const ISA: u8>(
     // By value: the compiler then knows the stores into the buffers cannot change them.
     let (s, d) = (&{ *s }, &{ *d });
     let lod = SpanLod::new(s, d, lp, (t.levels.len() - 1) as f32, (n - 1) as u32 as f32);
-    let lit = flat.map(Lit::of);
     // Levels of the groups of up to `BATCH` chunks, eight groups per pass.
     const BATCH: usize = 8;
     let mut lv = [0i32; BATCH * GROUPS];
