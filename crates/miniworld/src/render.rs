@@ -8,7 +8,9 @@ use vldac_core::Frame;
 
 use crate::entity::{Entity, Shape};
 use crate::mesh::{self, LTri};
-use crate::texture::{self, Level, LevelLanes, TexName, Texture};
+#[cfg(target_arch = "x86_64")]
+use crate::texture::LevelLanes;
+use crate::texture::{self, Level, TexName, Texture};
 use crate::world::World;
 
 /// A world-space vertex with its lit colour.
@@ -301,6 +303,7 @@ enum Proj {
 
 /// The instruction sets the draw loop is compiled for: all draw the same bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) enum Isa {
     Avx2,
     Sse41,
@@ -960,6 +963,7 @@ fn levels8<const ISA: u8>(lod: &SpanLod, k0: f32, lv: &mut [i32; 8]) {
 }
 
 /// Generates a SIMD pass of [`SpanLod::level`] over the group centres of `$centres`.
+#[cfg(target_arch = "x86_64")]
 macro_rules! lod_pass {
     ($lod:expr, $k0:expr, $centres:expr, $v:ty, $set:ident, $add:ident, $mul:ident, $sub:ident,
      $max:ident, $min:ident, $cvt:ident, $cast:ident, $cvtt:ident) => {{
@@ -1662,6 +1666,7 @@ mod tests {
     fn simd_and_scalar_frames_are_identical() {
         use crate::{MiniWorld, MiniWorldConfig};
         use vldac_core::{Action, Environment};
+        #[allow(unused_mut)]
         let mut isas = vec![];
         #[cfg(target_arch = "x86_64")]
         {
