@@ -120,12 +120,6 @@ impl Level {
         Level { w, h, shift, pairs, texels, lanes }
     }
 
-    /// The RGB8 bytes of texel (x, y), as the renderer stores them.
-    pub fn texel8(&self, x: usize, y: usize) -> [u8; 3] {
-        let e = self.pairs[(y << self.shift) + y + x];
-        [0, 1, 2].map(|c| (e >> (16 * c)) as u8)
-    }
-
     /// Bilinear sample at (u, v) in repeats, wrapping (sizes are powers of two).
     #[inline(always)]
     pub fn bilinear(&self, u: f32, v: f32) -> [f32; 3] {

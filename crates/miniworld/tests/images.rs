@@ -75,9 +75,9 @@ fn frames_resemble_the_peer() {
         worst_within
     );
     // Thresholds from the measured values (README: mean 3.9 / worst 9.6 levels; within 16 levels
-    // 0.973 / worst 0.857), with a small margin.
-    assert!(sum_mae / n < 4.5, "mean abs error {}", sum_mae / n);
-    assert!(worst_mae < 11.0, "worst mean abs error {worst_mae}");
-    assert!(sum_within / n > 0.96, "mean within-16 fraction {}", sum_within / n);
-    assert!(worst_within > 0.83, "worst within-16 fraction {worst_within}");
+    // 0.974 / worst 0.861), with a small margin.
+    assert!(sum_mae / n < 4.2, "mean abs error {}", sum_mae / n);
+    assert!(worst_mae < 10.5, "worst mean abs error {worst_mae}");
+    assert!(sum_within / n > 0.965, "mean within-16 fraction {}", sum_within / n);
+    assert!(worst_within > 0.85, "worst within-16 fraction {worst_within}");
 }
