@@ -675,7 +675,6 @@ impl Renderer {
             let yc = py as f32 + 0.5;
             let row = py * w;
             // The span [lo, hi) in pixel indices, in f32 until the end (one conversion each).
-            // (Boundaries in pixel-index space.)
             let lo = lefts.iter().fold(minx as f32, |lo, &(k0, k1)| lo.max((k0 + k1 * yc).ceil()));
             let hi = rights.iter().fold(maxx as f32, |hi, &(k0, k1)| hi.min((k0 + k1 * yc).floor() + 1.0));
             if lo >= hi || flats.iter().any(|&(b, c)| b * yc + c < 0.0) {
@@ -1105,14 +1104,14 @@ fn shade_chunk<const ISA: u8>(
         // (The flat and the Gouraud kernels are compiled apart: each one keeps its registers.)
         AVX2 => unsafe {
             match lit {
-                Some(_) => shade_chunk_avx2::<false>(levels, lanes, s, d, k0, lit, far_q, persp, dp, cp),
-                None => shade_chunk_avx2::<true>(levels, lanes, s, d, k0, lit, far_q, persp, dp, cp),
+                Some(l) => shade_chunk_avx2::<false>(levels, lanes, s, d, k0, l, far_q, persp, dp, cp),
+                None => shade_chunk_avx2::<true>(levels, lanes, s, d, k0, Lit([0; 3]), far_q, persp, dp, cp),
             }
         },
         SSE41 => unsafe {
             match lit {
-                Some(_) => shade_chunk_sse41::<false>(levels, lanes, s, d, k0, lit, far_q, persp, dp, cp),
-                None => shade_chunk_sse41::<true>(levels, lanes, s, d, k0, lit, far_q, persp, dp, cp),
+                Some(l) => shade_chunk_sse41::<false>(levels, lanes, s, d, k0, l, far_q, persp, dp, cp),
+                None => shade_chunk_sse41::<true>(levels, lanes, s, d, k0, Lit([0; 3]), far_q, persp, dp, cp),
             }
         },
         _ => shade_chunk_scalar(levels, lanes, s, d, k0, lit, far_q, dp, cp),
@@ -1125,7 +1124,8 @@ fn shade_chunk<const ISA: u8>(
 }
 
 /// [`shade_chunk`] four pixels (one group) per register, for SSE4.1 machines. Same arithmetic as
-/// [`shade_chunk_scalar`], same results bit for bit (tested). `GOURAUD` must be `lit.is_none()`.
+/// [`shade_chunk_scalar`], same results bit for bit (tested). `flat` is the light of a flat face;
+/// `GOURAUD` faces interpolate theirs instead (`flat` unused).
 ///
 /// # Safety
 /// The CPU must have SSE4.1 and SSSE3.
@@ -1138,7 +1138,7 @@ unsafe fn shade_chunk_sse41<const GOURAUD: bool>(
     s: &Span,
     d: &Span,
     k0: f32,
-    lit: Option<Lit>,
+    flat: Lit,
     far_q: f32,
     persp: bool,
     dp: &mut [f32; CHUNK],
@@ -1200,7 +1200,7 @@ unsafe fn shade_chunk_sse41<const GOURAUD: bool>(
                 });
             }
         }
-        let Lit([lr, lg, lb]) = lit.unwrap_or(Lit([0; 3]));
+        let Lit([lr, lg, lb]) = flat;
         let flat = _mm_setr_epi16(lr, lr, lg, lg, lb, lb, 0, 0);
         // Per pixel, (top, bottom) sums of the two columns to (left, right) pairs per channel.
         let pick = _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
@@ -1253,9 +1253,9 @@ unsafe fn shade_chunk_sse41<const GOURAUD: bool>(
 }
 
 /// [`shade_chunk`] eight pixels (two groups) per register, for AVX2 machines. Same arithmetic,
-/// same results bit for bit (tested against [`shade_chunk_scalar`]). `GOURAUD` must be
-/// `lit.is_none()`. Not a `target_feature`
-/// function, so that it can be inlined into one ([`Renderer::draw_tris_avx2`]).
+/// same results bit for bit (tested against [`shade_chunk_scalar`]); `flat` and `GOURAUD` as in
+/// [`shade_chunk_sse41`]. Not a `target_feature` function, so that it can be inlined into one
+/// ([`Renderer::draw_tris_avx2`]).
 ///
 /// # Safety
 /// The CPU must have AVX2.
@@ -1268,7 +1268,7 @@ unsafe fn shade_chunk_avx2<const GOURAUD: bool>(
     s: &Span,
     d: &Span,
     k0: f32,
-    lit: Option<Lit>,
+    flat: Lit,
     far_q: f32,
     persp: bool,
     dp: &mut [f32; CHUNK],
@@ -1344,7 +1344,7 @@ unsafe fn shade_chunk_avx2<const GOURAUD: bool>(
             }
             *slot = Some((ps, z, weights, light, idx));
         }
-        let Lit([r, g, b]) = lit.unwrap_or(Lit([0; 3]));
+        let Lit([r, g, b]) = flat;
         let flat = _mm256_setr_epi16(r, r, g, g, b, b, 0, 0, r, r, g, g, b, b, 0, 0);
         // Per pixel, (top, bottom) sums of the two columns to (left, right) pairs per channel.
         let pick = _mm256_setr_epi8(
