@@ -68,7 +68,7 @@ pub const WEBSHOP_GIT: &str = "https://github.com/princeton-nlp/WebShop";
 
 /// Sets up the real-WebShop bridge (idempotent): venv + source checkout.
 pub fn webshop() -> Result<()> {
-    pip_install("webshop", &["thefuzz==0.22.1", "flask", "beautifulsoup4", "numpy", "rich", "tqdm"])?;
+    pip_install("webshop", &["thefuzz==0.19.0", "flask", "beautifulsoup4", "numpy", "rich", "tqdm"])?;
     let src = root().join("target").join("webshop-src");
     if !src.join("web_agent_site").exists() {
         let mut c = Command::new("git");

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use vldac_core::{Action, Environment, PromptVersion, TimeLimit};
-use vldac_textenv::webshop::fuzz::token_set_ratio;
+use vldac_textenv::webshop::FuzzVersion;
+use vldac_textenv::webshop::fuzz::{full_process, token_set_ratio, token_set_ratio_with};
+use vldac_textenv::webshop::seqmatch::{Match, SequenceMatcher};
 use vldac_textenv::webshop::{GoalSplit, Shop, WebShopConfig, WebShopEnv, get_reward};
 
 fn env() -> WebShopEnv {
@@ -93,14 +95,61 @@ fn time_limit_truncates_and_shop_is_shared() {
     assert_eq!(Arc::strong_count(&shop), 2);
 }
 
+fn lcs(a: &[char], b: &[char]) -> usize {
+    let mut prev = vec![0usize; b.len() + 1];
+    for &x in a {
+        let mut cur = vec![0usize; b.len() + 1];
+        for (j, &y) in b.iter().enumerate() {
+            cur[j + 1] = if x == y { prev[j] + 1 } else { prev[j + 1].max(cur[j]) };
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 proptest! {
     #[test]
-    fn token_set_ratio_is_a_symmetric_percentage(a in "[a-zA-Z0-9 ,.-]{0,24}", b in "[a-zA-Z0-9 ,.-]{0,24}") {
+    fn token_set_ratio_is_a_percentage(a in "[a-zA-Z0-9 ,._-]{0,24}", b in "[a-zA-Z0-9 ,._-]{0,24}") {
+        // thefuzz 0.19.0 (difflib's greedy matcher) is not symmetric: "dea" vs "edcee " is 50 one
+        // way and 25 the other. 0.22.1 (an optimal Indel similarity) is.
         let r = token_set_ratio(&a, &b);
         prop_assert!((0..=100).contains(&r));
-        prop_assert_eq!(r, token_set_ratio(&b, &a));
-        let has_word = a.chars().any(|c| c.is_ascii_alphanumeric());
+        let has_word = a.chars().any(|c| c.is_ascii_alphanumeric() || c == '_');
         prop_assert_eq!(token_set_ratio(&a, &a), if has_word { 100 } else { 0 });
+        let legacy = token_set_ratio_with(FuzzVersion::Thefuzz0221, &a, &b);
+        prop_assert!((0..=100).contains(&legacy));
+        prop_assert_eq!(legacy, token_set_ratio_with(FuzzVersion::Thefuzz0221, &b, &a));
+    }
+
+    #[test]
+    fn token_set_ratio_of_any_text_is_bounded_and_reflexive(a in "\\PC{0,16}", b in "\\PC{0,16}") {
+        let r = token_set_ratio(&a, &b);
+        prop_assert!((0..=100).contains(&r));
+        let self_score = if full_process(&a).is_empty() { 0 } else { 100 };
+        prop_assert_eq!(token_set_ratio(&a, &a), self_score);
+    }
+
+    #[test]
+    fn sequence_matcher_blocks_are_matches(a in "[abc ]{0,40}", b in "[abc ]{0,260}") {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        let m = SequenceMatcher::new(&a, &b);
+        let blocks = m.matching_blocks();
+        let last = blocks.last().copied();
+        prop_assert_eq!(last, Some(Match { a: a.len(), b: b.len(), size: 0 }));
+        let mut ends = (0, 0);
+        for blk in &blocks[..blocks.len() - 1] {
+            prop_assert!(blk.size > 0 && blk.a >= ends.0 && blk.b >= ends.1);
+            prop_assert_eq!(&a[blk.a..blk.a + blk.size], &b[blk.b..blk.b + blk.size]);
+            ends = (blk.a + blk.size, blk.b + blk.size);
+        }
+        let r = m.ratio();
+        prop_assert!((0.0..=1.0).contains(&r));
+        prop_assert!(m.matches() <= a.len().min(b.len()));
+        prop_assert_eq!(SequenceMatcher::new(&a, &a).ratio(), 1.0);
+        // The greedy matcher (with or without the popularity heuristic) never beats an LCS.
+        let full = SequenceMatcher::with_autojunk(&a, &b, false).matches();
+        let best = lcs(&a, &b);
+        prop_assert!(m.matches() <= best && full <= best, "{} {} {}", m.matches(), full, best);
     }
 
     #[test]
@@ -110,7 +159,7 @@ proptest! {
         let goal = &cat.goals[goal_i % cat.goals.len()];
         let product = &cat.products[prod_i];
         let options: Vec<&str> = product.options.iter().map(|(_, v)| v[pick % v.len()].as_str()).collect();
-        let (r, info) = get_reward(product, goal, price, &options);
+        let (r, info) = get_reward(product, goal, price, &options).unwrap();
         prop_assert!((0.0..=1.0).contains(&r));
         // Buying the goal's own product at a price under the bound never scores 0.
         if product.asin == goal.asin && price <= goal.price_upper {

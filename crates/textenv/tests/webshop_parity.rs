@@ -1,6 +1,6 @@
 //! Parity with the official WebShop code on our synthetic catalogue. The fixtures come from
 //! `fixtures/webshop/gen_fixtures.py`, which runs princeton-nlp/WebShop's `load_products`,
-//! `get_reward` (thefuzz 0.22.1) and `WebAgentTextEnv(observation_mode="text")`.
+//! `get_reward` (thefuzz 0.19.0 without python-Levenshtein, WebShop's pin) and `WebAgentTextEnv(observation_mode="text")`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -88,7 +88,7 @@ fn get_reward_matches_official_on_all_cases() {
         let options: Vec<String> =
             c["options"].as_object().unwrap().values().map(|v| v.as_str().unwrap().to_string()).collect();
         let price = c["price"].as_f64().unwrap();
-        let (reward, info) = get_reward(product, goal, price, &options);
+        let (reward, info) = get_reward(product, goal, price, &options).unwrap();
         let want = c["reward"].as_f64().unwrap();
         assert_eq!(reward, want, "case {i}: {c}");
         let wi = &c["info"];

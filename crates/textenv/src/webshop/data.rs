@@ -21,6 +21,8 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::pyunicode;
+
 /// Errors reading a catalogue; each names the file and the product.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DataError {
@@ -190,11 +192,11 @@ fn normalize_product(raw: RawProduct, attributes: Option<&Vec<String>>) -> Resul
     let mut option_to_image = HashMap::new();
     for (name, contents) in raw.customization_options.map(|o| o.0).unwrap_or_default() {
         let Some(contents) = contents else { continue };
-        let name = name.to_lowercase();
+        let name = pyunicode::lower(&name);
         let values: Vec<String> = contents
             .into_iter()
             .map(|c| {
-                let v = c.value.trim().replace('/', " | ").to_lowercase();
+                let v = pyunicode::lower(&pyunicode::strip(&c.value).replace('/', " | "));
                 option_to_image.insert(v.clone(), c.image);
                 v
             })
@@ -211,7 +213,7 @@ fn normalize_product(raw: RawProduct, attributes: Option<&Vec<String>>) -> Resul
         title: raw.name.clone(),
         name: raw.name,
         category: raw.category,
-        query: raw.query.to_lowercase().trim().to_string(),
+        query: pyunicode::strip(&pyunicode::lower(&raw.query)).to_string(),
         product_category: raw.product_category,
         description: raw.full_description,
         bullet_points,
@@ -221,7 +223,7 @@ fn normalize_product(raw: RawProduct, attributes: Option<&Vec<String>>) -> Resul
         option_to_image,
         main_image,
         attributes: attributes.cloned().unwrap_or_else(|| vec!["DUMMY_ATTR".to_string()]),
-        name_nouns: raw.name_nouns.map(|n| n.into_iter().map(|s| s.to_lowercase()).collect()),
+        name_nouns: raw.name_nouns.map(|n| n.iter().map(|s| pyunicode::lower(s)).collect()),
         instructions: Vec::new(),
     })
 }

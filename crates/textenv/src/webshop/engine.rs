@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::data::{Catalogue, Goal, Product};
-use super::reward::{RewardInfo, get_reward};
+use super::reward::{RewardError, RewardInfo, get_reward};
 use super::search::{SEARCH_RETURN_N, SearchIndex};
 
 pub const END_BUTTON: &str = "Buy Now";
@@ -59,6 +59,8 @@ pub struct Outcome {
     /// False when the action was a no-op (unparseable, unknown clickable, search without words).
     pub valid: bool,
     pub reward_info: Option<RewardInfo>,
+    /// Set when "Buy Now" was clicked for a goal the official reward cannot score.
+    pub reward_error: Option<RewardError>,
 }
 
 /// What a visible string is, for the page renderer.
@@ -216,7 +218,7 @@ impl Session {
 
     /// One action (`WebAgentTextEnv.step`).
     pub fn step(&mut self, cat: &Catalogue, index: &SearchIndex, action: &str) -> Outcome {
-        let noop = Outcome { reward: 0.0, done: false, valid: false, reward_info: None };
+        let noop = Outcome { reward: 0.0, done: false, valid: false, reward_info: None, reward_error: None };
         if self.page == PageKind::Done {
             return noop;
         }
@@ -238,10 +240,16 @@ impl Session {
         if arg == END_BUTTON.to_lowercase() {
             let Some(product) = self.product(cat) else { return noop };
             let values: Vec<&str> = self.options.iter().map(|(_, v)| v.as_str()).collect();
-            let (reward, info) = get_reward(product, &self.goal, cat.price(&product.asin), &values);
-            self.reward = Some(reward);
-            self.page = PageKind::Done;
-            return Outcome { reward, done: true, valid: true, reward_info: Some(info) };
+            return match get_reward(product, &self.goal, cat.price(&product.asin), &values) {
+                Ok((reward, info)) => {
+                    self.reward = Some(reward);
+                    self.page = PageKind::Done;
+                    Outcome { reward, done: true, valid: true, reward_info: Some(info), reward_error: None }
+                }
+                // The official env raises here; the session stays on the item page and the
+                // caller gets the error (`WebShopEnv::step` returns it).
+                Err(e) => Outcome { valid: true, reward_error: Some(e), ..noop },
+            };
         }
         if arg == BACK_TO_SEARCH.to_lowercase() {
             self.back_to_search();

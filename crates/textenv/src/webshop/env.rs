@@ -227,6 +227,10 @@ impl Environment for WebShopEnv {
             _ => return Err(EnvError::NeedsReset { env: ENV_ID.into() }),
         };
         let out = session.step(&shop.catalogue, &shop.index, &text);
+        if let Some(e) = &out.reward_error {
+            // The official env raises on such a goal; the session stays on the item page.
+            return Err(EnvError::Config { env: ENV_ID.into(), reason: e.to_string() });
+        }
         let session = session.clone();
         let obs = self.observe(&session);
         let mut info = self.info(&session);
