@@ -375,15 +375,16 @@ impl std::str::FromStr for AgentKind {
 pub const NAIVE_INSTRUCTION: &str = "You always have to output one of the above actions at a time and no other text. You always have to output an action until the episode terminates.";
 pub const COT_INSTRUCTION: &str = "First think about what's the best course of action step by step.\nFinally, provide a single output action at the end of the message in the form of: ACTION: <action>";
 
-/// `re.sub(r"[^a-zA-Z\s:]", "", s)`.
+/// `re.sub(r"[^a-zA-Z\s:]", "", s)` (`\s` of a `str` pattern is Python's whitespace).
 pub fn filter_letters(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_alphabetic() || c.is_whitespace() || *c == ':').collect()
+    s.chars().filter(|c| c.is_ascii_alphabetic() || crate::pyfmt::is_py_space(*c) || *c == ':').collect()
 }
 
-/// The action a reply names: naive keeps the filtered reply; CoT the filtered text after the
-/// last `ACTION:`, stripped.
+/// The action a raw reply names, as BALROG's pipeline reads it: the vLLM/OpenAI client strips
+/// the completion (`client.py`), then naive keeps the filtered text (`agents/naive.py`) and CoT
+/// the filtered text after the last `ACTION:`, stripped (`agents/chain_of_thought.py`).
 pub fn extract_action(kind: AgentKind, reply: &str) -> String {
-    let f = filter_letters(reply);
+    let f = filter_letters(crate::pyfmt::strip(reply));
     match kind {
         AgentKind::Naive => f,
         AgentKind::Cot => crate::pyfmt::strip(f.rsplit("ACTION:").next().unwrap_or("")).to_string(),
@@ -456,7 +457,8 @@ impl Agent {
     /// Turns the model's reply into the candidate action (and remembers CoT reasoning).
     pub fn read_reply(&mut self, reply: &str) -> String {
         if self.config.kind == AgentKind::Cot {
-            self.prompt.update_reasoning(reply);
+            // The reasoning BALROG keeps is the client's stripped completion.
+            self.prompt.update_reasoning(crate::pyfmt::strip(reply));
         }
         extract_action(self.config.kind, reply)
     }

@@ -2,9 +2,15 @@
 
 use std::path::Path;
 
-use crate::item::{Item, ScoreTable, predictions_for, read_predictions};
+use crate::item::{Item, ScoreTable, read_predictions, replies_for};
 use crate::media::FrameSampling;
+use crate::pipeline::{LMMS_DEFAULT_UNTIL, Pipeline};
 use crate::{EvalError, gqa, mmbench, mme, visualwebbench, vsibench};
+
+const LMMS_SOURCE: &str = "lmms-eval 0.7.3: models/simple/qwen2_vl.py cuts at the YAML's `until` and strips; \
+evaluator.py removes the default --reasoning_tags (api/reasoning.py, strips); api/task.py process_results strips";
+/// `_default_template_mmbench_en_yaml`'s `generation_kwargs.until`.
+const MMBENCH_UNTIL: [&str; 1] = ["ASSISTANT:"];
 
 /// The item benchmarks (BALROG is episodic: see [`crate::balrog`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,16 +92,38 @@ impl Bench {
         Ok(items)
     }
 
-    /// The benchmark's official post-processing of a raw model reply into the scored prediction.
-    pub fn postprocess(self, item: &Item, response: &str) -> String {
+    /// The official pipeline's post-processing of a reply (see [`crate::pipeline`]).
+    pub fn pipeline(self) -> Pipeline {
         match self {
-            Bench::VisualWebBench => visualwebbench::postprocess(&item.task, response),
-            Bench::MmBench => mmbench::postprocess(response),
-            Bench::VsiBench | Bench::Mme | Bench::Gqa => response.to_string(),
+            Bench::VsiBench => Pipeline::strip_only(
+                "thinking-in-space@51e089c: models/qwen2vl.py returns the reply as is; api/task.py process_results strips it",
+            ),
+            Bench::Gqa => Pipeline::lmms_eval(&LMMS_DEFAULT_UNTIL, LMMS_SOURCE),
+            Bench::Mme => Pipeline::lmms_eval(&LMMS_DEFAULT_UNTIL, LMMS_SOURCE),
+            Bench::VisualWebBench => Pipeline::lmms_eval(&LMMS_DEFAULT_UNTIL, LMMS_SOURCE),
+            Bench::MmBench => Pipeline::lmms_eval(&MMBENCH_UNTIL, LMMS_SOURCE),
         }
     }
 
-    /// Scores predictions given in item order.
+    /// The official pipeline's post-processing of a raw model reply: the text the task's
+    /// `process_results` receives, which is what [`Bench::score`] scores.
+    pub fn postprocess(self, _item: &Item, response: &str) -> String {
+        self.pipeline().apply(response)
+    }
+
+    /// Scores raw model replies (in item order) as the official pipeline does: each reply
+    /// through [`Bench::postprocess`], then the task's scorer and aggregation.
+    pub fn score_replies(self, items: &[Item], replies: &[&str]) -> Result<ScoreTable, EvalError> {
+        if items.len() != replies.len() {
+            return Err(EvalError::Usage(format!("{} items but {} replies", items.len(), replies.len())));
+        }
+        let processed: Vec<String> = items.iter().zip(replies).map(|(it, r)| self.postprocess(it, r)).collect();
+        let refs: Vec<&str> = processed.iter().map(String::as_str).collect();
+        self.score(items, &refs)
+    }
+
+    /// Scores post-processed predictions (what the task's `process_results` receives) given in
+    /// item order: the task functions and aggregation only, no reply post-processing.
     pub fn score(self, items: &[Item], preds: &[&str]) -> Result<ScoreTable, EvalError> {
         if items.len() != preds.len() {
             return Err(EvalError::Usage(format!("{} items but {} predictions", items.len(), preds.len())));
@@ -109,7 +137,10 @@ impl Bench {
         }
     }
 
-    /// `vldac eval score`: loads the data, reads a predictions JSONL file and scores it.
+    /// `vldac eval score`: loads the data, reads a predictions JSONL file and scores it as the
+    /// official pipeline does. Each record's raw reply is its `response` field when present
+    /// (files written by [`crate::runner::run_eval`]), else its `prediction` field (files from
+    /// other tools: the model's reply as it came); it goes through [`Bench::postprocess`] first.
     pub fn score_file(self, data: &Path, predictions: &Path) -> Result<ScoreTable, EvalError> {
         self.score_file_with(data, predictions, false)
     }
@@ -134,8 +165,8 @@ impl Bench {
                 )));
             }
         }
-        let p = predictions_for(&items, &preds)?;
-        let mut table = self.score(&items, &p)?;
+        let p = replies_for(&items, &preds)?;
+        let mut table = self.score_replies(&items, &p)?;
         if items.len() < total {
             table
                 .notes

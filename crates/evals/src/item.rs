@@ -57,13 +57,21 @@ pub struct PredictionRecord {
     pub id: String,
     #[serde(default)]
     pub task: String,
-    /// What is scored: the reply after the benchmark's official post-processing.
+    /// The reply after the official pipeline's post-processing (what the task's scorer sees).
+    /// In files from other tools that have no `response`, the model's raw reply.
     pub prediction: String,
-    /// The raw model reply.
+    /// The raw model reply, as decoded (scoring starts from it when present).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<Gold>,
+}
+
+impl PredictionRecord {
+    /// The model's reply as it came: `response` when the record has one, else `prediction`.
+    pub fn raw_reply(&self) -> &str {
+        self.response.as_deref().unwrap_or(&self.prediction)
+    }
 }
 
 /// Reads a predictions JSONL file into `id → record` (a later line for the same id wins, so a
@@ -126,6 +134,16 @@ pub fn predictions_for<'a>(
         )));
     }
     Ok(items.iter().map(|it| preds[&it.id].prediction.as_str()).collect())
+}
+
+/// The raw reply of every item, in item order: a record's `response` when present, else its
+/// `prediction`; an error lists missing ids.
+pub fn replies_for<'a>(
+    items: &[Item],
+    preds: &'a HashMap<String, PredictionRecord>,
+) -> Result<Vec<&'a str>, EvalError> {
+    predictions_for(items, preds)?;
+    Ok(items.iter().map(|it| preds[&it.id].raw_reply()).collect())
 }
 
 /// One number of a score table.

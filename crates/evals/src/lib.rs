@@ -25,6 +25,7 @@ pub mod media;
 pub mod mmbench;
 pub mod mme;
 pub mod model;
+pub mod pipeline;
 pub mod pyfmt;
 pub mod rouge;
 pub mod rows;
@@ -36,6 +37,7 @@ pub use bench::{Bench, LoadOptions};
 pub use item::{Gold, Item, PredictionRecord, Score, ScoreTable, read_predictions};
 pub use media::{FrameSampling, Media};
 pub use model::{ChatMessage, GenerationConfig, Model, ModelError, Request, Role, TokenUsage, Visual};
+pub use pipeline::Pipeline;
 pub use runner::{RunOptions, RunSummary, run_eval};
 
 /// Every failure names the file, row, field or item it concerns.

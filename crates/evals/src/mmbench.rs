@@ -68,11 +68,6 @@ pub fn load(dir: &Path) -> Result<Vec<Item>, EvalError> {
     Ok(items)
 }
 
-/// The answer as `mmbench_process_results` stores it.
-pub fn postprocess(response: &str) -> String {
-    strip(response).to_string()
-}
-
 fn choices_of(it: &Item) -> Vec<(char, String)> {
     it.extra
         .get("choices")

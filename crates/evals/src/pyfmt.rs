@@ -23,11 +23,42 @@ pub fn py_len(s: &str) -> usize {
     s.chars().count()
 }
 
-/// `float(s)` for a `str`: surrounding whitespace, a sign, `inf`/`infinity`/`nan` in any case,
-/// and underscores between digits are accepted; anything else is `None`.
-/// (Python also accepts non-ASCII decimal digits such as `'５'`; those give `None` here.)
+/// The first code point of every run of ten Unicode decimal digits (general category `Nd`) in
+/// the Unicode 14.0 tables of CPython 3.11 (`unicodedata.decimal(c) == 0`); every run is
+/// contiguous, so a digit's value is its distance from the run's zero.
+const DECIMAL_ZEROS: [u32; 66] = [
+    0x30, 0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66, 0xDE6, 0xE50, 0xED0,
+    0xF20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90, 0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620,
+    0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10, 0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0,
+    0x112F0, 0x11450, 0x114D0, 0x11650, 0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60,
+    0x16AC0, 0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
+];
+
+/// The value of a Unicode decimal digit (`'7'`, `'٧'`, `'７'`, `'𝟕'`), as Python's
+/// `unicodedata.decimal` gives it; `None` for anything else (`'²'`, `'Ⅶ'` are not decimal).
+pub fn py_decimal(c: char) -> Option<u32> {
+    let cp = c as u32;
+    let i = DECIMAL_ZEROS.partition_point(|&z| z <= cp);
+    let zero = *DECIMAL_ZEROS.get(i.checked_sub(1)?)?;
+    (cp - zero < 10).then_some(cp - zero)
+}
+
+/// `float(s)` for a `str`, as CPython 3.11 parses it: Unicode decimal digits count as their ASCII
+/// digits and any Python whitespace as a space (`_PyUnicode_TransformDecimalAndSpaceToASCII`),
+/// then surrounding whitespace, a sign, `inf`/`infinity`/`nan` in any case, and underscores
+/// between digits are accepted; anything else is `None`.
 pub fn py_float(s: &str) -> Option<f64> {
-    let t = strip(s);
+    // Every other non-ASCII character makes the string invalid (CPython maps it to '?').
+    let ascii: String = s
+        .chars()
+        .map(|c| match py_decimal(c) {
+            Some(d) => char::from(b'0' + d as u8),
+            None if is_py_space(c) => ' ',
+            None if c.is_ascii() => c,
+            None => '?',
+        })
+        .collect();
+    let t = strip(&ascii);
     let (sign, body) = match t.as_bytes().first() {
         Some(b'+') => (1.0, &t[1..]),
         Some(b'-') => (-1.0, &t[1..]),
@@ -184,9 +215,19 @@ mod tests {
             assert_eq!(py_float(s), Some(v), "{s:?}");
         }
         assert!(py_float("NaN").unwrap().is_nan());
-        for s in ["", ".", "1__0", "_1", "1_", "1e", "e5", "1.5 m", "two", "1,5", "0x10", "--1"] {
+        for s in ["", ".", "1__0", "_1", "1_", "1e", "e5", "1.5 m", "two", "1,5", "0x10", "--1", "²", "1\u{a0}0", "٫5"]
+        {
             assert_eq!(py_float(s), None, "{s:?}");
         }
+        // Unicode decimal digits and whitespace, as CPython 3.11.
+        for (s, v) in [("５", 5.0), ("٣.٥", 3.5), ("１_０", 10.0), ("\u{3000}𝟕\u{2029}", 7.0), ("1e１", 10.0)]
+        {
+            assert_eq!(py_float(s), Some(v), "{s:?}");
+        }
+        assert_eq!(py_decimal('/'), None);
+        assert_eq!(py_decimal(':'), None);
+        assert_eq!(py_decimal('\u{1FBF9}'), Some(9));
+        assert_eq!(py_decimal('\u{1FBFA}'), None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The eval loop: batched inference over benchmark items with resumable JSONL predictions.
 //!
 //! `out_dir/predictions.jsonl` gets one line per item, appended and flushed after every batch;
-//! a rerun with the same `out_dir` skips the items already there. When every item has a
-//! prediction the run is scored and `out_dir/scores.json` + `scores.txt` are written.
+//! a rerun with the same `out_dir` skips the items already there. Each line keeps the raw reply
+//! (`response`) next to the official pipeline's post-processed text (`prediction`). When every
+//! item has a prediction the run is scored and `out_dir/scores.json` + `scores.txt` are written.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use std::time::Instant;
 
 use crate::EvalError;
 use crate::bench::Bench;
-use crate::item::{Item, PredictionRecord, ScoreTable, append_predictions, predictions_for, read_predictions};
+use crate::item::{Item, PredictionRecord, ScoreTable, append_predictions, read_predictions, replies_for};
 use crate::model::{Model, Request};
 
 /// Runner settings.
@@ -104,8 +105,9 @@ pub fn run_eval<M: Model + ?Sized>(
         eprintln!();
     }
     let all = read_predictions(&pred_path)?;
-    let preds = predictions_for(items, &all)?;
-    let table = bench.score(items, &preds)?;
+    // Scored from the raw replies, so a file resumed across versions is post-processed alike.
+    let replies = replies_for(items, &all)?;
+    let table = bench.score_replies(items, &replies)?;
     let json = serde_json::to_string_pretty(&table).map_err(|e| EvalError::Io(e.to_string()))?;
     let write = |name: &str, text: &str| {
         let p = opts.out_dir.join(name);

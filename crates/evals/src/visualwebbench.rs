@@ -3,8 +3,9 @@
 //! Data as downloaded from the Hub: one folder per task config (`web_caption/`, `webqa/`, …)
 //! holding `test-*.parquet` with `id, task_type, website, image, image_size, bbox, elem_desc,
 //! options, instruction, question, answer`; a single folder with a `task_type` column works too.
-//! Prompts, the adapters' answer post-processing and the metrics follow the official
-//! `utils/prompts.py`, `model_adapters/*` and `utils/eval_utils.py`.
+//! Prompts are the official `utils/prompts.py` (identical in lmms-eval 0.7.3's copy), generation
+//! and reply post-processing lmms-eval 0.7.3's `visualwebbench_*.yaml` (16 new tokens; see
+//! [`crate::pipeline`]), the metrics the official `utils/eval_utils.py`.
 
 use std::path::Path;
 
@@ -13,7 +14,7 @@ use serde_json::Value;
 use crate::EvalError;
 use crate::item::{Gold, Item, ScoreTable};
 use crate::mcq::visualwebbench_choice;
-use crate::pyfmt::{list_repr, py_len, strip};
+use crate::pyfmt::{list_repr, py_len};
 use crate::rouge;
 use crate::rows::{Row, read_table_dir_split};
 
@@ -89,7 +90,8 @@ pub fn load(dir: &Path) -> Result<Vec<Item>, EvalError> {
                 prompt: prompt(&task, &row)?,
                 gold: gold(&task, &row)?,
                 media: vec![row.image("image", crate::rows::base_dir(&path))?],
-                max_new_tokens: if is_mc(&task) { 16 } else { 256 },
+                // Every lmms-eval 0.7.3 visualwebbench_*.yaml: max_new_tokens 16.
+                max_new_tokens: 16,
                 options,
                 task,
                 extra: Default::default(),
@@ -97,34 +99,6 @@ pub fn load(dir: &Path) -> Result<Vec<Item>, EvalError> {
         }
     }
     Ok(items)
-}
-
-/// The first match of `<meta name="description" content="(.*)">` (greedy, within one line).
-fn meta_description(text: &str) -> Option<&str> {
-    const PRE: &str = "<meta name=\"description\" content=\"";
-    let mut from = 0;
-    while let Some(p) = text[from..].find(PRE) {
-        let start = from + p + PRE.len();
-        let line_end = text[start..].find('\n').map_or(text.len(), |e| start + e);
-        if let Some(q) = text[start..line_end].rfind("\">") {
-            return Some(&text[start..start + q]);
-        }
-        from = from + p + 1;
-    }
-    None
-}
-
-/// The official adapters' post-processing of a raw reply: the caption's meta content, and for
-/// webqa / element OCR the text after the first `:` without surrounding whitespace and quotes.
-pub fn postprocess(task: &str, response: &str) -> String {
-    match task {
-        "web_caption" => meta_description(response).unwrap_or(response).to_string(),
-        "webqa" | "element_ocr" => match response.split_once(':') {
-            None => response.to_string(),
-            Some((_, rest)) => strip(rest).trim_matches('"').trim_matches('\'').to_string(),
-        },
-        _ => response.to_string(),
-    }
 }
 
 /// Scores predictions (in item order) per task with the official metrics (×100), plus
@@ -210,22 +184,4 @@ pub fn score(items: &[Item], preds: &[&str]) -> Result<ScoreTable, EvalError> {
         crate::item::Score { task: "overall".into(), metric: "average".into(), value: overall, n: items.len() },
     );
     Ok(table)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn postprocessing_follows_the_adapters() {
-        let r = "Sure.\n<meta name=\"description\" content=\"Tools \"and\" more\">\nbye\">";
-        assert_eq!(postprocess("web_caption", r), "Tools \"and\" more");
-        assert_eq!(postprocess("web_caption", "plain"), "plain");
-        assert_eq!(
-            postprocess("element_ocr", "The text content within the red bounding box is: \"Buy: now\""),
-            "Buy: now"
-        );
-        assert_eq!(postprocess("webqa", "42"), "42");
-        assert_eq!(postprocess("action_ground", "B: x"), "B: x");
-    }
 }

@@ -110,11 +110,11 @@ impl Model for WebAnswerer {
                 assert_eq!((img.width(), img.height()), (80, 50));
                 let t = &m.text;
                 if t.contains("<meta name=\"description\"") {
-                    "<meta name=\"description\" content=\"Acme Hardware sells tools\">".to_string()
+                    "<meta name=\"description\" content=\"Acme Hardware sells tools\">\n\nHope this helps.".to_string()
                 } else if t.contains("OCR") {
-                    "The text content within the red bounding box is: \"Add to cart\"".to_string()
+                    "\u{3000}Add to cart\n".to_string()
                 } else if t.contains("single uppercase letter") {
-                    "B".to_string()
+                    "<think>the search box</think> B\n".to_string()
                 } else {
                     "Welcome to Acme".to_string()
                 }
@@ -124,7 +124,7 @@ impl Model for WebAnswerer {
 }
 
 #[test]
-fn visualwebbench_run_postprocesses_like_the_adapters() {
+fn visualwebbench_run_postprocesses_like_lmms_eval() {
     let items = Bench::VisualWebBench.load(&fixture("visualwebbench"), LoadOptions::default()).unwrap();
     assert_eq!(items.len(), 20);
     let ocr = items.iter().find(|i| i.id == "element_ocr/element_ocr_0").unwrap();
@@ -136,8 +136,13 @@ fn visualwebbench_run_postprocesses_like_the_adapters() {
     let opts = RunOptions { batch_size: 8, out_dir: out.clone(), progress: false };
     let s = run_eval(Bench::VisualWebBench, &items, &mut WebAnswerer, &opts).unwrap();
     let preds = read_predictions(&out.join("predictions.jsonl")).unwrap();
-    assert_eq!(preds["web_caption/web_caption_0"].prediction, "Acme Hardware sells tools");
+    // lmms-eval's pipeline: cut at "\n\n", reasoning blocks removed, stripped; the raw reply is kept.
+    let cap = &preds["web_caption/web_caption_0"];
+    assert_eq!(cap.prediction, "<meta name=\"description\" content=\"Acme Hardware sells tools\">");
+    assert!(cap.response.as_deref().unwrap().ends_with("Hope this helps."));
     assert_eq!(preds["element_ocr/element_ocr_0"].prediction, "Add to cart");
+    assert_eq!(preds["element_ground/element_ground_0"].prediction, "B");
+    assert!(items.iter().all(|i| i.max_new_tokens == 16), "every visualwebbench_*.yaml: 16 new tokens");
     // Element OCR item 0 is an exact match; "B" is right for 2 of 3 element_ground items.
     assert!((s.table.get("element_ground", "accuracy").unwrap() - 200.0 / 3.0).abs() < 1e-9);
     assert!(s.table.get("element_ocr", "rouge_l").unwrap() > 30.0);
