@@ -109,6 +109,10 @@ fn vsibench_pipeline_matches_thinking_in_space() {
         };
         close(ours, v, key);
     }
+    let raw = Bench::VsiBench.score(&items, &strs(&data["replies"])).unwrap();
+    let (r, o) = (raw.get("overall", "score").unwrap(), table.get("overall", "score").unwrap());
+    eprintln!("VSI-Bench overall on the generated replies: raw text {r:.2}, official pipeline {o:.2}");
+    assert!(o - r > 1.0);
 }
 
 #[test]
@@ -130,6 +134,11 @@ fn gqa_pipeline_matches_lmms_eval() {
         assert_eq!(hit as u8 as f64, s.as_f64().unwrap(), "item {} {p:?} vs {:?}", it.id, it.gold.as_text());
     }
     close(table.get("overall", "exact_match"), data["scores"]["exact_match"].as_f64().unwrap(), "exact_match");
+    // What scoring the raw text (no post-processing) would have said.
+    let raw = Bench::Gqa.score(&items, &strs(&data["replies"])).unwrap();
+    let (r, o) = (raw.get("overall", "exact_match").unwrap(), table.get("overall", "exact_match").unwrap());
+    eprintln!("GQA exact match on the generated replies: raw text {r:.2}, official pipeline {o:.2}");
+    assert!(o - r > 10.0);
 }
 
 #[test]
