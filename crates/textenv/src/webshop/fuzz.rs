@@ -72,15 +72,28 @@ pub fn full_process(s: &str) -> String {
     pyunicode::strip(&pyunicode::lower(&spaced)).to_string()
 }
 
+#[rustfmt::skip]
+mod rapidfuzz_tables {
+    include!("rapidfuzz_tables.rs");
+}
+
+/// Whether rapidfuzz 3.x's `default_process` keeps `c` (its alphanumeric table follows an older
+/// Unicode than Python 3.11's: 525 code points differ, recorded in `rapidfuzz_tables.rs`).
+fn rapidfuzz_keeps(c: char) -> bool {
+    pyunicode::is_alnum(c) != pyunicode::in_ranges(rapidfuzz_tables::ALNUM_FLIPS, c)
+}
+
 /// thefuzz 0.22.1's `full_process(s, force_ascii=True)`: the same deletion, then rapidfuzz's
-/// `default_process` (non-alphanumeric, `_` included, to a space; lower-case; trim).
+/// `default_process`: each character it calls alphanumeric lower-cased by the simple,
+/// one-character mapping (`İ` gives `i`, `Σ` always `σ`), every other one (`_` included) a
+/// space, then trimmed.
 pub fn full_process_0221(s: &str) -> String {
     let spaced: String = s
         .chars()
         .filter(|&c| !is_deleted_by_force_ascii(c))
-        .map(|c| if pyunicode::is_alnum(c) { c } else { ' ' })
+        .map(|c| if rapidfuzz_keeps(c) { pyunicode::lower_char_simple(c) } else { ' ' })
         .collect();
-    pyunicode::strip(&pyunicode::lower(&spaced)).to_string()
+    pyunicode::strip(&spaced).to_string()
 }
 
 /// Python's `int(round(x))` for a finite score: ties to even.

@@ -16,7 +16,8 @@ mod tables {
 
 pub use tables::{PYTHON_VERSION, UNICODE_VERSION};
 
-fn in_ranges(ranges: &[(u32, u32)], c: char) -> bool {
+/// Whether `c` lies in one of the sorted, disjoint inclusive `ranges`.
+pub(crate) fn in_ranges(ranges: &[(u32, u32)], c: char) -> bool {
     let c = c as u32;
     match ranges.binary_search_by(|&(lo, _)| lo.cmp(&c)) {
         Ok(_) => true,
@@ -76,6 +77,15 @@ fn push_lower(c: char, out: &mut String) {
         }
     }
     out.push(c);
+}
+
+/// The simple (one-character) lower-case mapping of `c`, as tables built with Python's
+/// `ch.lower()` give it: its first character (only `İ` lowers to two, `i` + U+0307, in Unicode
+/// 14; its simple mapping is `i`). No final sigma: `Σ` gives `σ`.
+pub fn lower_char_simple(c: char) -> char {
+    let mut s = String::new();
+    push_lower(c, &mut s);
+    s.chars().next().unwrap_or(c)
 }
 
 /// Python's `s.lower()`: the full lower-case mapping of each character (`İ` becomes `i̇`, two
