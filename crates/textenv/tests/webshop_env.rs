@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use vldac_core::{Action, Environment, PromptVersion, TimeLimit};
+use vldac_core::{Action, EnvError, Environment, PromptVersion, TimeLimit};
 use vldac_textenv::webshop::FuzzVersion;
 use vldac_textenv::webshop::fuzz::{full_process, token_set_ratio, token_set_ratio_with};
 use vldac_textenv::webshop::seqmatch::{Match, SequenceMatcher};
-use vldac_textenv::webshop::{GoalSplit, Shop, WebShopConfig, WebShopEnv, get_reward};
+use vldac_textenv::webshop::{Goal, GoalSplit, PageKind, Shop, WebShopConfig, WebShopEnv, get_reward};
 
 fn env() -> WebShopEnv {
     WebShopEnv::new(WebShopConfig::bundled()).unwrap()
@@ -53,6 +53,31 @@ fn an_episode_from_search_to_purchase() {
     assert!(s.reward > 0.0 && s.reward <= 1.0);
     assert_eq!(s.info["reward_info"]["r_type"], 1.0);
     assert!(e.step(&click("buy now")).is_err(), "step after the purchase needs a reset");
+}
+
+/// Buying for a goal that the official `get_reward` raises on is an error naming the field, and
+/// the session stays on the item page (no invented reward).
+#[test]
+fn buying_for_an_unscorable_goal_is_an_error() {
+    for (field, edit) in [
+        ("`attributes`", (|g: &mut Goal| g.attributes.clear()) as fn(&mut Goal)),
+        ("`price_upper`", |g: &mut Goal| g.price_upper = 0.0),
+        ("`price_upper`", |g: &mut Goal| g.price_upper = f64::NAN),
+    ] {
+        let mut e = env();
+        e.reset(Some(3)).unwrap();
+        let mut goal = e.session().unwrap().goal.clone();
+        edit(&mut goal);
+        let asin = goal.asin.to_lowercase();
+        let query = goal.query.clone();
+        e.reset_with_goal(goal);
+        e.step(&Action::Text(format!("search[{query}]"))).unwrap();
+        e.step(&click(&asin)).unwrap();
+        let err = e.step(&click("buy now")).expect_err("the official code raises here");
+        assert!(matches!(err, EnvError::Config { .. }) && err.to_string().contains(field), "{err}");
+        assert_eq!(e.session().unwrap().page, PageKind::Item);
+        assert!(e.session().unwrap().reward.is_none());
+    }
 }
 
 #[test]

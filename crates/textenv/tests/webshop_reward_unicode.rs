@@ -271,3 +271,29 @@ fn legacy_thefuzz_0221_matches_rapidfuzz() {
     }
     assert!(bad.is_empty(), "{} differences:\n{}", bad.len(), bad.join("\n"));
 }
+
+#[test]
+fn unicode_tables_are_what_python_answers() {
+    use vldac_textenv::webshop::pyunicode::UNICODE_VERSION;
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import unicodedata; print(unicodedata.unidata_version)"])
+        .output();
+    let Ok(probe) = probe else {
+        eprintln!("skipped: no python3 to compare the Unicode tables with");
+        return;
+    };
+    let version = String::from_utf8_lossy(&probe.stdout).trim().to_string();
+    if version != UNICODE_VERSION {
+        eprintln!(
+            "skipped: python3 has Unicode {version:?}; the tables record Unicode {UNICODE_VERSION} (Python 3.11). \
+             Rerun fixtures/webshop/gen_pyunicode.py to follow another Python."
+        );
+        return;
+    }
+    let out = std::process::Command::new("python3")
+        .arg(dir().join("gen_pyunicode.py"))
+        .arg("--check")
+        .output()
+        .expect("python3 ran above");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

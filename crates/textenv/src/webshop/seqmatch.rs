@@ -23,6 +23,30 @@ pub struct Match {
     pub size: usize,
 }
 
+/// Two rows of match lengths indexed by `j + 1`, reused across `find_longest_match` calls.
+struct Rows {
+    prev: Vec<usize>,
+    cur: Vec<usize>,
+    prev_touched: Vec<usize>,
+    cur_touched: Vec<usize>,
+}
+
+impl Rows {
+    fn new(lb: usize) -> Self {
+        Rows { prev: vec![0; lb + 1], cur: vec![0; lb + 1], prev_touched: Vec::new(), cur_touched: Vec::new() }
+    }
+
+    /// The current row becomes the previous one; the old previous row is zeroed for reuse.
+    fn advance(&mut self) {
+        for &t in &self.prev_touched {
+            self.prev[t] = 0;
+        }
+        self.prev_touched.clear();
+        std::mem::swap(&mut self.prev, &mut self.cur);
+        std::mem::swap(&mut self.prev_touched, &mut self.cur_touched);
+    }
+}
+
 /// `difflib.SequenceMatcher` with `isjunk=None`.
 pub struct SequenceMatcher<'s, T> {
     a: &'s [T],
@@ -66,15 +90,14 @@ impl<'s, T: Eq + Hash> SequenceMatcher<'s, T> {
 
     /// `find_longest_match(alo, ahi, blo, bhi)`.
     pub fn find_longest_match(&self, alo: usize, ahi: usize, blo: usize, bhi: usize) -> Match {
+        self.find_longest_match_in(alo, ahi, blo, bhi, &mut Rows::new(self.b.len()))
+    }
+
+    fn find_longest_match_in(&self, alo: usize, ahi: usize, blo: usize, bhi: usize, rows: &mut Rows) -> Match {
         let (a, b) = (self.a, self.b);
         let (mut besti, mut bestj, mut bestsize) = (alo, blo, 0usize);
-        // run[j + 1]: length of the match ending at a[i - 1], b[j] (difflib's j2len dict, kept
-        // as two dense rows; `touched` lists the entries to clear so stale lengths never leak).
-        let width = bhi.saturating_sub(blo) + 1;
-        let mut prev = vec![0usize; width];
-        let mut cur = vec![0usize; width];
-        let mut prev_touched: Vec<usize> = Vec::new();
-        let mut cur_touched: Vec<usize> = Vec::new();
+        // rows.prev[j + 1]: length of the match ending at a[i - 1], b[j] (difflib's j2len dict as
+        // dense rows; the touched entries are cleared, so every call starts from zeros).
         for (i, x) in a.iter().enumerate().take(ahi).skip(alo) {
             if let Some(js) = self.b2j.get(x) {
                 for &j in js {
@@ -84,9 +107,9 @@ impl<'s, T: Eq + Hash> SequenceMatcher<'s, T> {
                     if j >= bhi {
                         break;
                     }
-                    let k = prev[j - blo] + 1;
-                    cur[j - blo + 1] = k;
-                    cur_touched.push(j - blo + 1);
+                    let k = rows.prev[j] + 1;
+                    rows.cur[j + 1] = k;
+                    rows.cur_touched.push(j + 1);
                     if k > bestsize {
                         besti = i + 1 - k;
                         bestj = j + 1 - k;
@@ -94,13 +117,9 @@ impl<'s, T: Eq + Hash> SequenceMatcher<'s, T> {
                     }
                 }
             }
-            for &t in &prev_touched {
-                prev[t] = 0;
-            }
-            prev_touched.clear();
-            std::mem::swap(&mut prev, &mut cur);
-            std::mem::swap(&mut prev_touched, &mut cur_touched);
+            rows.advance();
         }
+        rows.advance();
         // Extend over equal neighbours (there is no junk, so popular elements count too).
         while besti > alo && bestj > blo && a[besti - 1] == b[bestj - 1] {
             besti -= 1;
@@ -118,8 +137,9 @@ impl<'s, T: Eq + Hash> SequenceMatcher<'s, T> {
         let (la, lb) = (self.a.len(), self.b.len());
         let mut queue = vec![(0, la, 0, lb)];
         let mut blocks = Vec::new();
+        let mut rows = Rows::new(lb);
         while let Some((alo, ahi, blo, bhi)) = queue.pop() {
-            let m = self.find_longest_match(alo, ahi, blo, bhi);
+            let m = self.find_longest_match_in(alo, ahi, blo, bhi, &mut rows);
             if m.size > 0 {
                 blocks.push(m);
                 if alo < m.a && blo < m.b {
