@@ -297,3 +297,109 @@ fn unicode_tables_are_what_python_answers() {
         .expect("python3 ran above");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Random pairs over a mixed alphabet (ASCII, `_`, Python whitespace, Latin-1, Greek with `Σ`,
+/// Cyrillic, CJK, combining marks, `İ`, title case, symbols), short and long (autojunk), scored
+/// by thefuzz 0.19.0 in the webshop venv. Skips without it.
+#[test]
+fn random_pairs_match_thefuzz_019() {
+    use rand::{RngExt, SeedableRng};
+    let Some((py, _)) = python_setup() else {
+        eprintln!("skipped: needs target/venvs/webshop (thefuzz==0.19.0); run `cargo xtask setup webshop`");
+        return;
+    };
+    let pools: [&[char]; 6] = [
+        &['a', 'b', 'c', 'e', 'h', 'i', 'l', 'o', 's', 'x'],
+        &['A', 'E', 'S', '1', '2', '7', '_', ' ', ' ', '-', '.', '\''],
+        &['\x1c', '\x1f', '\t', '\u{85}', '\u{a0}', '\u{3000}', '\u{2009}', '\u{200b}', 'é', 'ß', 'Ÿ', '\u{212a}'],
+        &['Σ', 'σ', 'ς', 'Ο', 'Δ', 'α', 'к', 'К', 'р', 'Я', '中', '文', 'テ'],
+        &['\u{301}', '\u{345}', '\u{93e}', 'क', 'İ', 'ǅ', 'ǆ', 'Ⅻ', '²', '٣', '‐', '’', '™', '€', '🙂'],
+        &['a', 'b', ' '],
+    ];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(22);
+    let mut pairs = Vec::new();
+    for n in 0..4000 {
+        let long = n % 20 == 0;
+        let make = |rng: &mut rand_chacha::ChaCha8Rng| -> String {
+            let len = if long { rng.random_range(150..320) } else { rng.random_range(0..24) };
+            let pool_mask: u8 = rng.random_range(1..64);
+            let usable: Vec<&[char]> =
+                pools.iter().enumerate().filter(|(i, _)| pool_mask & (1 << i) != 0).map(|(_, p)| *p).collect();
+            (0..len)
+                .map(|_| {
+                    let p = usable[rng.random_range(0..usable.len())];
+                    p[rng.random_range(0..p.len())]
+                })
+                .collect()
+        };
+        let a = make(&mut rng);
+        // Half the pairs are near copies (typos), so scores spread over the whole range.
+        let b = if n % 2 == 0 {
+            let mut v: Vec<char> = a.chars().collect();
+            for _ in 0..rng.random_range(0..4) {
+                if v.is_empty() {
+                    break;
+                }
+                let i = rng.random_range(0..v.len());
+                match rng.random_range(0..3) {
+                    0 => {
+                        v.remove(i);
+                    }
+                    1 => v.insert(i, 'x'),
+                    _ => {
+                        let j = (i + 1) % v.len();
+                        v.swap(i, j)
+                    }
+                }
+            }
+            v.into_iter().collect()
+        } else {
+            make(&mut rng)
+        };
+        pairs.push((a, b));
+    }
+    let tmp = std::env::temp_dir().join(format!("vldac_pairs_{}", std::process::id()));
+    let (input, output) = (tmp.with_extension("in.json"), tmp.with_extension("out.json"));
+    std::fs::write(&input, serde_json::to_string(&pairs).unwrap()).unwrap();
+    let status = std::process::Command::new(&py)
+        .arg("-W")
+        .arg("ignore")
+        .arg(dir().join("score_pairs.py"))
+        .arg(&input)
+        .arg(&output)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", py.display()));
+    if !status.success() {
+        eprintln!("skipped: score_pairs.py refused to run with {} ({status})", py.display());
+        return;
+    }
+    let want: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
+    let _ = (std::fs::remove_file(&input), std::fs::remove_file(&output));
+    let mut bad = Vec::new();
+    let mut scores = std::collections::BTreeSet::new();
+    for ((a, b), w) in pairs.iter().zip(&want) {
+        let a_chars: Vec<char> = a.chars().collect();
+        let b_chars: Vec<char> = b.chars().collect();
+        let got = (
+            full_process(a),
+            full_process(b),
+            token_set_ratio(a, b),
+            token_set_ratio(b, a),
+            ratio(a, b),
+            SequenceMatcher::new(&a_chars, &b_chars).ratio(),
+        );
+        let ok = got.0 == s(&w["pa"])
+            && got.1 == s(&w["pb"])
+            && got.2 == w["ab"].as_i64().unwrap()
+            && got.3 == w["ba"].as_i64().unwrap()
+            && got.4 == w["ratio"].as_i64().unwrap()
+            && (got.5 - w["seq"].as_f64().unwrap()).abs() <= TOL;
+        if !ok {
+            bad.push(format!("{a:?} / {b:?}: ours {got:?}, python {w}"));
+        }
+        scores.insert(got.2);
+    }
+    assert!(bad.is_empty(), "{} of {} pairs differ:\n{}", bad.len(), pairs.len(), bad[..bad.len().min(20)].join("\n"));
+    assert!(scores.len() >= 60, "scores cover only {} values", scores.len());
+    eprintln!("{} random pairs equal to thefuzz 0.19.0; {} distinct scores", pairs.len(), scores.len());
+}
