@@ -80,6 +80,24 @@ fn buying_for_an_unscorable_goal_is_an_error() {
     }
 }
 
+/// thefuzz 0.22.1 is chosen by name in the config; 0.19.0 (the official pin) is the default.
+#[test]
+fn the_fuzzy_matcher_release_is_chosen_by_name() {
+    let mut v = serde_json::to_value(WebShopConfig::bundled()).unwrap();
+    assert_eq!(v["fuzz"], "0.19.0");
+    v.as_object_mut().unwrap().remove("fuzz");
+    let cfg: WebShopConfig = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(cfg.fuzz, FuzzVersion::Thefuzz019);
+    v["fuzz"] = "0.22.1".into();
+    let cfg: WebShopConfig = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(cfg.fuzz, FuzzVersion::Thefuzz0221);
+    v["fuzz"] = "0.20.0".into();
+    assert!(serde_json::from_value::<WebShopConfig>(v).is_err());
+    let mut e = WebShopEnv::new(cfg).unwrap();
+    e.reset(Some(3)).unwrap();
+    assert_eq!(e.session().unwrap().fuzz, FuzzVersion::Thefuzz0221);
+}
+
 #[test]
 fn bad_actions_are_no_ops_not_errors() {
     let mut e = env();

@@ -12,7 +12,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::data::{Catalogue, Goal, Product};
-use super::reward::{RewardError, RewardInfo, get_reward};
+use super::fuzz::FuzzVersion;
+use super::reward::{RewardError, RewardInfo, get_reward_with};
 use super::search::{SEARCH_RETURN_N, SearchIndex};
 
 pub const END_BUTTON: &str = "Buy Now";
@@ -92,6 +93,8 @@ pub struct Session {
     pub clicked_asins: Vec<String>,
     pub reward: Option<f64>,
     pub show_attrs: bool,
+    /// The thefuzz release the reward's fuzzy matching follows (default 0.19.0, WebShop's pin).
+    pub fuzz: FuzzVersion,
 }
 
 /// A clickable element of a page.
@@ -117,6 +120,7 @@ impl Session {
             clicked_asins: Vec::new(),
             reward: None,
             show_attrs,
+            fuzz: FuzzVersion::default(),
         }
     }
 
@@ -240,7 +244,7 @@ impl Session {
         if arg == END_BUTTON.to_lowercase() {
             let Some(product) = self.product(cat) else { return noop };
             let values: Vec<&str> = self.options.iter().map(|(_, v)| v.as_str()).collect();
-            return match get_reward(product, &self.goal, cat.price(&product.asin), &values) {
+            return match get_reward_with(self.fuzz, product, &self.goal, cat.price(&product.asin), &values) {
                 Ok((reward, info)) => {
                     self.reward = Some(reward);
                     self.page = PageKind::Done;

@@ -11,6 +11,7 @@ use vldac_core::{Action, ActionSpace, EnvError, EnvSpec, Environment, Info, Obse
 
 use super::data::{Catalogue, Goal};
 use super::engine::{PageKind, Session};
+use super::fuzz::FuzzVersion;
 use super::render::{RenderConfig, render_page};
 use super::search::SearchIndex;
 
@@ -69,6 +70,10 @@ pub struct WebShopConfig {
     /// VL-DAC's `max_episode_steps` for WebShop.
     #[serde(default = "default_steps")]
     pub max_episode_steps: usize,
+    /// The thefuzz release of the reward's fuzzy matching: `"0.19.0"` (default; the official
+    /// pin) or `"0.22.1"` (rapidfuzz-based, by name only).
+    #[serde(default)]
+    pub fuzz: FuzzVersion,
 }
 
 fn default_steps() -> usize {
@@ -89,6 +94,7 @@ impl WebShopConfig {
             show_attrs: false,
             render: RenderConfig::default(),
             max_episode_steps: default_steps(),
+            fuzz: FuzzVersion::default(),
         }
     }
 }
@@ -168,7 +174,8 @@ impl WebShopEnv {
 
     /// Starts an episode with an explicit goal (replays, evaluation of one goal).
     pub fn reset_with_goal(&mut self, goal: Goal) -> (Observation, Info) {
-        let session = Session::new(goal, self.cfg.show_attrs);
+        let mut session = Session::new(goal, self.cfg.show_attrs);
+        session.fuzz = self.cfg.fuzz;
         let obs = self.observe(&session);
         let info = self.info(&session);
         self.session = Some(session);

@@ -32,7 +32,7 @@ pub enum FuzzVersion {
     #[default]
     #[serde(rename = "0.19.0")]
     Thefuzz019,
-    /// thefuzz 0.22.1 on rapidfuzz (what a plain `pip install thefuzz` gave in 2024–2025).
+    /// thefuzz 0.22.1 on rapidfuzz (a later release; only when asked for by name).
     #[serde(rename = "0.22.1")]
     Thefuzz0221,
 }
