@@ -10,7 +10,9 @@ use vldac_evals::{Bench, FrameSampling, LoadOptions, balrog};
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum EvalCommand {
-    /// Score a predictions JSONL file ({"id", "prediction"} per line) with the official metrics.
+    /// Score a predictions JSONL file ({"id", "prediction"} per line) as the official pipeline
+    /// does: each raw reply (`response` when a line has one, else `prediction`) is post-processed
+    /// (strip, stop strings, reasoning tags), then scored with the official metrics.
     /// For `--bench balrog`, `--predictions` is a BALROG results directory (<env>/<task>/*.json).
     Score {
         /// vsibench, visualwebbench, mmbench, mme, gqa or balrog.
@@ -58,12 +60,18 @@ pub enum EvalCommand {
         #[command(flatten)]
         balrog: BalrogArgs,
     },
-    /// Print the loaded items (id, task, prompt, answer, media) as JSON lines.
+    /// Print the loaded items (id, task, prompt, answer, generation settings, the reply
+    /// post-processing, media) as JSON lines; with --predictions also each item's raw reply and
+    /// its post-processed text.
     Inspect {
         #[arg(long)]
         bench: String,
         #[arg(long)]
         data: PathBuf,
+        /// A predictions.jsonl (e.g. from `vldac eval run`): adds `response` (the raw reply) and
+        /// `prediction` (after the official pipeline's post-processing) to each item.
+        #[arg(long)]
+        predictions: Option<PathBuf>,
         /// Only the first N items.
         #[arg(long)]
         limit: Option<usize>,
@@ -183,17 +191,24 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
                     .with_context(|| format!("cannot write {}", p.display()))?;
             }
         }
-        EvalCommand::Inspect { bench, data, limit, frames, sampling } => {
+        EvalCommand::Inspect { bench, data, predictions, limit, frames, sampling } => {
             let b = Bench::from_name(&bench)?;
             let sampling: FrameSampling = sampling.parse().map_err(anyhow::Error::msg)?;
             let items = b.load(&data, LoadOptions { frames, sampling })?;
+            let preds = predictions.as_deref().map(vldac_evals::read_predictions).transpose()?;
+            let pipeline = b.pipeline();
             for it in items.iter().take(limit.unwrap_or(usize::MAX)) {
                 let media: Vec<String> =
                     it.media.iter().map(|m| format!("{m:?}").chars().take(120).collect()).collect();
-                let line = serde_json::json!({
+                let mut line = serde_json::json!({
                     "id": it.id, "task": it.task, "prompt": it.prompt, "answer": it.gold,
-                    "options": it.options, "max_new_tokens": it.max_new_tokens, "media": media,
+                    "options": it.options, "max_new_tokens": it.max_new_tokens, "greedy": true,
+                    "until": pipeline.until, "postprocess": pipeline.source, "media": media,
                 });
+                if let Some(rec) = preds.as_ref().and_then(|p| p.get(&it.id)) {
+                    line["response"] = rec.raw_reply().into();
+                    line["prediction"] = b.postprocess(it, rec.raw_reply()).into();
+                }
                 println!("{line}");
             }
         }
