@@ -1,8 +1,9 @@
 //! # vldac-evals
 //!
 //! Benchmarks for measuring what VL-DAC training transfers, each loaded from its official
-//! on-disk format and scored exactly as its official Python scorer does (locked by fixtures the
-//! official code scored, see `fixtures/gen_fixtures.py`):
+//! on-disk format and a model's raw reply scored exactly as the official pipeline scores it end
+//! to end: the harness's reply post-processing ([`pipeline`]), the task's scorer, the aggregation
+//! (locked by replies and fixtures the official code scored, see `fixtures/gen_fixtures.py`):
 //!
 //! * [`vsibench`]: VSI-Bench (multiple-choice accuracy and Mean Relative Accuracy);
 //! * [`visualwebbench`]: VisualWebBench's 7 tasks (ROUGE-1/2/L of `rouge==1.0.1`, F1, accuracy);
