@@ -79,8 +79,12 @@ impl Model for VlmEvalModel {
             if same { vec![(0..batch.len()).collect()] } else { (0..batch.len()).map(|i| vec![i]).collect() };
         for group in groups {
             let g = &batch[group[0]].generation;
-            let cfg =
-                GenerateConfig { max_new_tokens: g.max_new_tokens, temperature: g.temperature, ..Default::default() };
+            let cfg = GenerateConfig {
+                max_new_tokens: g.max_new_tokens,
+                temperature: g.temperature,
+                // top-p / top-k (when sampling) from generation_config.json; stop tokens via Vlm::generate.
+                ..self.vlm.generation.generate_config(g.max_new_tokens)
+            };
             let sub: Vec<_> = group.iter().map(|&i| prompts[i].clone()).collect();
             let out = self.vlm.generate(&sub, &cfg, true).map_err(err)?;
             for (&i, tokens) in group.iter().zip(&out.tokens) {

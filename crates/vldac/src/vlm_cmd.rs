@@ -24,15 +24,18 @@ pub enum VlmCommand {
         image: Vec<PathBuf>,
         #[arg(long)]
         prompt: String,
-        #[arg(long, default_value_t = 64)]
-        max_new_tokens: usize,
-        /// 0 = greedy.
-        #[arg(long, default_value_t = 0.0)]
-        temperature: f32,
-        #[arg(long, default_value_t = 1.0)]
-        top_p: f32,
-        #[arg(long, default_value_t = 0)]
-        top_k: usize,
+        /// Default: the checkpoint's generation_config.json, else 64.
+        #[arg(long)]
+        max_new_tokens: Option<usize>,
+        /// 0 = greedy. Default: generation_config.json's (greedy unless it sets do_sample).
+        #[arg(long)]
+        temperature: Option<f32>,
+        /// Default: generation_config.json's when it samples, else 1 (off).
+        #[arg(long)]
+        top_p: Option<f32>,
+        /// Default: generation_config.json's when it samples, else 0 (off).
+        #[arg(long)]
+        top_k: Option<usize>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
@@ -62,7 +65,7 @@ pub fn run(cmd: VlmCommand) -> Result<()> {
             let images = image.iter().map(|p| load_image(p)).collect::<Result<Vec<_>, _>>()?;
             let messages = [ChatMessage::user_with_images(images.len(), prompt)];
             let p = vlm.prompt(&messages, &images)?;
-            let cfg = GenerateConfig { max_new_tokens, temperature, top_p, top_k, stop_tokens: vec![], seed };
+            let cfg = generate_config(&vlm, max_new_tokens, temperature, top_p, top_k, seed);
             let g = vlm.generate(std::slice::from_ref(&p), &cfg, true)?;
             let text = vlm.tokenizer.decode(&g.tokens[0], true)?;
             println!(
@@ -102,4 +105,34 @@ pub fn run(cmd: VlmCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The checkpoint's `generation_config.json` defaults, overridden by the flags given (the stop
+/// tokens, `<|im_end|>` and the file's `eos_token_id`, are added by `Vlm::generate`).
+fn generate_config(
+    vlm: &Vlm,
+    max_new_tokens: Option<usize>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    top_k: Option<usize>,
+    seed: u64,
+) -> GenerateConfig {
+    let mut cfg = vlm.generation.generate_config(64);
+    if let Some(x) = max_new_tokens {
+        cfg.max_new_tokens = x;
+    }
+    if let Some(x) = temperature {
+        cfg.temperature = x;
+    }
+    if let Some(x) = top_p {
+        cfg.top_p = x;
+    }
+    if let Some(x) = top_k {
+        cfg.top_k = x;
+    }
+    cfg.seed = seed;
+    for s in vlm.generation.unapplied() {
+        eprintln!("note: generation_config.json sets {s}, which vlm generate does not apply");
+    }
+    cfg
 }

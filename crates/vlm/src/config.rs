@@ -1,9 +1,13 @@
-//! `config.json` of a Qwen2-VL checkpoint, in either layout:
-//! - flat (the official 2B/7B files): text fields at the top level, `rope_scaling.mrope_section`;
-//! - nested (transformers >= 5): `text_config` (with `rope_parameters`) and `vision_config`.
+//! `config.json` of a Qwen2-VL checkpoint, in every layout released transformers versions
+//! (4.45 through 5.x) and the official hub files write:
+//! - flat (the official 2B/7B/72B files): text fields at the top level, `rope_scaling` with
+//!   `type` (and, once re-saved by transformers >= 4.45, `rope_type` too);
+//! - nested (transformers >= 4.53 / 5): `text_config` (with `rope_scaling` or `rope_parameters`)
+//!   and `vision_config`, sometimes with the text keys mirrored at the top level.
 //!
 //! Unknown keys are an error (a typo or an architecture we do not implement must not load
-//! silently); keys that carry no architectural meaning (dtype, initializer range...) are accepted.
+//! silently); keys that carry no architectural meaning (dtype, generation settings, base-class
+//! defaults...) are accepted. Keys that would change the numbers are errors naming the field.
 
 use std::path::Path;
 
@@ -74,45 +78,99 @@ pub struct Qwen2VlConfig {
     pub eos_token_ids: Vec<u32>,
 }
 
-/// Keys that exist in real configs but do not change the computation we implement.
+/// Keys of HF's `PretrainedConfig` base class and generation settings that older transformers
+/// versions wrote into every (sub-)config, plus bookkeeping fields. None of them changes the
+/// forward pass we implement. (Keys that *would* change it are checked by [`take_generic`].)
 const IGNORED: &[&str] = &[
+    // bookkeeping
     "architectures",
     "model_type",
     "torch_dtype",
     "dtype",
     "transformers_version",
+    "_name_or_path",
+    "name_or_path",
+    "_commit_hash",
+    "_attn_implementation_autoset",
+    "_attn_implementation",
+    "attn_implementation",
+    "base_config_key",
     "initializer_range",
     "use_cache",
     "attention_dropout",
     "max_position_embeddings",
-    "max_window_layers",
-    "sliding_window",
-    "use_sliding_window",
-    "layer_types",
     "output_attentions",
     "output_hidden_states",
     "return_dict",
-    "pad_token_id",
-    "_name_or_path",
-    "name_or_path",
+    "torchscript",
+    "tf_legacy_loss",
+    "use_bfloat16",
     "chunk_size_feed_forward",
     "is_encoder_decoder",
+    "is_decoder",
+    "add_cross_attention",
+    "cross_attention_hidden_size",
+    "tie_encoder_decoder",
     "id2label",
     "label2id",
     "problem_type",
+    "finetuning_task",
     "tokenizer_class",
-    "bad_words_ids",
-    "num_return_sequences",
-    "tf_legacy_loss",
-    "use_bfloat16",
-    "pruned_heads",
-    "torchscript",
+    "prefix",
+    "task_specific_params",
+    "pad_token_id",
+    "sep_token_id",
+    "decoder_start_token_id",
     "spatial_patch_size",
     "vision_token_id",
-    "base_config_key",
-    "_attn_implementation_autoset",
-    "attn_implementation",
-    "rope_type",
+    "gradient_checkpointing",
+    // generation settings (transformers < 4.41 kept them in config.json; we read generation_config.json)
+    "max_length",
+    "min_length",
+    "max_new_tokens",
+    "do_sample",
+    "early_stopping",
+    "num_beams",
+    "num_beam_groups",
+    "diversity_penalty",
+    "temperature",
+    "top_k",
+    "top_p",
+    "typical_p",
+    "repetition_penalty",
+    "length_penalty",
+    "no_repeat_ngram_size",
+    "encoder_no_repeat_ngram_size",
+    "bad_words_ids",
+    "num_return_sequences",
+    "output_scores",
+    "return_dict_in_generate",
+    "forced_bos_token_id",
+    "forced_eos_token_id",
+    "remove_invalid_values",
+    "exponential_decay_length_penalty",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+];
+
+/// Text-model keys that transformers 4.5x also mirrors at the top level of a nested config.
+const TEXT_KEYS: &[&str] = &[
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "hidden_act",
+    "rms_norm_eps",
+    "rope_theta",
+    "rope_scaling",
+    "rope_parameters",
+    "head_dim",
+    "use_sliding_window",
+    "sliding_window",
+    "max_window_layers",
+    "layer_types",
 ];
 
 /// A JSON object whose keys are consumed one by one, so that leftovers can be reported.
@@ -216,7 +274,11 @@ impl Qwen2VlConfig {
         Self::from_json_str(&text, &path.display().to_string())
     }
 
-    /// Parses either layout. `file` names the source in errors.
+    /// Parses any layout that released transformers versions (4.45 .. 5.x) and the official hub
+    /// files write: flat or nested, `rope_scaling` or `rope_parameters` (with `type` and/or
+    /// `rope_type`), generation and bookkeeping fields. Fields that would change the numbers
+    /// (another RoPE type, sliding-window attention that is on, Qwen2.5-VL fields, quantization)
+    /// are errors that name the field. `file` names the source in errors.
     pub fn from_json_str(json: &str, file: &str) -> Result<Self> {
         let v: Value = serde_json::from_str(json)
             .map_err(|e| VlmError::Config { file: file.into(), msg: format!("not JSON: {e}") })?;
@@ -224,16 +286,51 @@ impl Qwen2VlConfig {
         if let Some(mt) = top.map.get("model_type").and_then(|v| v.as_str())
             && mt != "qwen2_vl"
         {
-            return Err(top.err("model_type", format!("expected \"qwen2_vl\", got {mt:?}")));
+            let hint = if mt.starts_with("qwen2_5_vl") { " (Qwen2.5-VL is not implemented)" } else { "" };
+            return Err(top.err("model_type", format!("expected \"qwen2_vl\", got {mt:?}{hint}")));
         }
-        let nested = top.object("text_config")?;
-        let text = match nested {
+        check_architectures(&top)?;
+        take_generic(&mut top)?;
+        if top.has("tokens_per_second") {
+            return Err(top.err("tokens_per_second", "this is a Qwen2.5-VL field; only Qwen2-VL is implemented"));
+        }
+        let nested_raw = top.map.get("text_config").filter(|v| !v.is_null()).cloned();
+        let mut ids_in_text = Map::new();
+        let text = match top.object("text_config")? {
             Some(mut t) => {
+                if let Some(mt) = t.map.get("model_type").and_then(|v| v.as_str())
+                    && mt != "qwen2_vl_text"
+                    && mt != "qwen2_vl"
+                {
+                    return Err(t.err("model_type", format!("expected \"qwen2_vl_text\", got {mt:?}")));
+                }
+                take_generic(&mut t)?;
                 let mut cfg = parse_text(&mut t)?;
-                // transformers 5 keeps Qwen2's default ids inside text_config; the top-level ones rule.
-                t.map.remove("bos_token_id");
-                t.map.remove("eos_token_id");
+                // Token ids may sit in text_config (transformers 5 keeps Qwen2's there); the
+                // top-level ones rule when both exist.
+                for k in [
+                    "bos_token_id",
+                    "eos_token_id",
+                    "image_token_id",
+                    "video_token_id",
+                    "vision_start_token_id",
+                    "vision_end_token_id",
+                ] {
+                    if let Some(x) = t.take(k) {
+                        ids_in_text.insert(k.to_string(), x);
+                    }
+                }
                 t.finish()?;
+                // Some versions mirror text keys at the top level: they must agree with text_config.
+                let raw = nested_raw.unwrap_or_default();
+                for &k in TEXT_KEYS {
+                    if let Some(x) = top.take(k)
+                        && let Some(inner) = raw.get(k).filter(|v| !v.is_null())
+                        && !same_json(&x, inner)
+                    {
+                        return Err(top.err(k, format!("{x} differs from `text_config.{k}` = {inner}")));
+                    }
+                }
                 if let Some(tie) = top.bool_opt("tie_word_embeddings")? {
                     cfg.tie_word_embeddings = tie;
                 }
@@ -242,15 +339,20 @@ impl Qwen2VlConfig {
             None => parse_text(&mut top)?,
         };
         let mut vis = top.object("vision_config")?.ok_or_else(|| top.err("vision_config", "missing (required)"))?;
+        take_generic(&mut vis)?;
         let vision = parse_vision(&mut vis, text.hidden_size)?;
         vis.finish()?;
+        for (k, x) in ids_in_text {
+            if !top.has(&k) {
+                top.map.insert(k, x);
+            }
+        }
         let image_token_id = top.usize("image_token_id")? as u32;
         let video_token_id = top.usize("video_token_id")? as u32;
         let vision_start_token_id = top.usize("vision_start_token_id")? as u32;
         let vision_end_token_id = top.usize("vision_end_token_id")? as u32;
         let bos_token_id = top.usize_opt("bos_token_id")?.map(|x| x as u32);
         let eos_token_ids = top.ids_opt("eos_token_id")?.unwrap_or_default();
-        top.map.remove("vision_token_id");
         top.finish()?;
         let cfg = Qwen2VlConfig {
             text,
@@ -381,6 +483,115 @@ impl Qwen2VlConfig {
     }
 }
 
+/// Equal JSON values, with numbers compared as numbers (`2` == `2.0`).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_json(p, q)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// `architectures` may name Qwen2-VL classes only (fine-tuning wrappers add none of their own).
+fn check_architectures(f: &Fields) -> Result<()> {
+    if let Some(Value::Array(a)) = f.map.get("architectures") {
+        for x in a {
+            let name = x.as_str().unwrap_or_default();
+            if name.contains("Qwen2_5") || name.contains("Qwen3") {
+                return Err(f.err("architectures", format!("{name:?} is not Qwen2-VL; only Qwen2-VL is implemented")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Base-class keys that would change the weights or the math: quantized checkpoints and pruned
+/// heads are refused by name; the harmless rest is left for [`IGNORED`].
+fn take_generic(f: &mut Fields) -> Result<()> {
+    if f.has("quantization_config") {
+        return Err(f.err(
+            "quantization_config",
+            "quantized checkpoints (bitsandbytes/GPTQ/AWQ/...) are not supported; use the unquantized weights",
+        ));
+    }
+    if let Some(p) = f.take("pruned_heads")
+        && !p.as_object().is_some_and(|m| m.is_empty())
+    {
+        return Err(f.err("pruned_heads", format!("pruned attention heads are not supported, got {p}")));
+    }
+    Ok(())
+}
+
+/// Sliding-window attention is accepted as long as it is off for every layer: transformers
+/// turns it on for layers `>= max_window_layers` when `use_sliding_window` is true (4.x), or
+/// per layer through `layer_types` (>= 4.53).
+fn check_sliding_window(f: &mut Fields, num_layers: usize) -> Result<()> {
+    let use_sw = f.bool_opt("use_sliding_window")?.unwrap_or(false);
+    let window = f.usize_opt("sliding_window")?;
+    let max_window_layers = f.usize_opt("max_window_layers")?;
+    if let Some(lt) = f.take("layer_types") {
+        let kinds: Vec<String> = serde_json::from_value(lt.clone())
+            .map_err(|_| f.err("layer_types", format!("expected a list of strings, got {lt}")))?;
+        if let Some((i, k)) = kinds.iter().enumerate().find(|(_, k)| k.as_str() != "full_attention") {
+            return Err(f.err(
+                &format!("layer_types[{i}]"),
+                format!("{k:?}: only full attention is implemented (sliding-window attention is not)"),
+            ));
+        }
+        return Ok(());
+    }
+    if use_sw && window.is_some() {
+        // transformers' default for max_window_layers is 80 (the 72B model's depth).
+        let first = max_window_layers.unwrap_or(80);
+        if first < num_layers {
+            return Err(f.err(
+                "use_sliding_window",
+                format!(
+                    "true with max_window_layers {first} < num_hidden_layers {num_layers} turns on sliding-window \
+                     attention, which is not implemented"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One `rope_scaling` / `rope_parameters` object of the language model. Returns (theta, section).
+fn parse_text_rope(mut r: Fields) -> Result<(Option<f64>, Option<[usize; 3]>)> {
+    // transformers >= 4.45 writes `type` and `rope_type` together ("mrope" becomes "default").
+    for key in ["rope_type", "type"] {
+        if let Some(k) = r.str_opt(key)?
+            && k != "mrope"
+            && k != "default"
+        {
+            return Err(r.err(key, format!("only M-RoPE (\"mrope\"/\"default\") is implemented, got {k:?}")));
+        }
+    }
+    let theta = r.f64_opt("rope_theta")?;
+    let mut section = None;
+    if let Some(s) = r.take("mrope_section") {
+        let s: Vec<usize> = serde_json::from_value(s.clone())
+            .map_err(|_| r.err("mrope_section", format!("expected 3 integers, got {s}")))?;
+        if s.len() != 3 {
+            return Err(r.err("mrope_section", format!("expected 3 integers, got {s:?}")));
+        }
+        section = Some([s[0], s[1], s[2]]);
+    }
+    if let Some(true) = r.bool_opt("mrope_interleaved")? {
+        return Err(r.err("mrope_interleaved", "interleaved M-RoPE (Qwen3-VL) is not implemented"));
+    }
+    if let Some(p) = r.f64_opt("partial_rotary_factor")?
+        && p != 1.0
+    {
+        return Err(r.err("partial_rotary_factor", format!("only 1.0 is implemented, got {p}")));
+    }
+    r.finish()?;
+    Ok((theta, section))
+}
+
 fn parse_text(f: &mut Fields) -> Result<TextConfig> {
     if let Some(act) = f.str_opt("hidden_act")?
         && act != "silu"
@@ -400,35 +611,27 @@ fn parse_text(f: &mut Fields) -> Result<TextConfig> {
     {
         return Err(f.err("head_dim", format!("{hd} != hidden_size / num_attention_heads")));
     }
+    check_sliding_window(f, num_hidden_layers)?;
     let mut rope_theta = f.f64_opt("rope_theta")?;
-    let mut section = None;
-    for key in ["rope_parameters", "rope_scaling"] {
-        if let Some(mut r) = f.object(key)? {
-            let kind = match r.str_opt("rope_type")? {
-                Some(k) => Some(k),
-                None => r.str_opt("type")?,
-            };
-            if let Some(k) = &kind
-                && k != "mrope"
-                && k != "default"
-            {
-                return Err(
-                    r.err("rope_type", format!("only M-RoPE (\"mrope\"/\"default\") is implemented, got {k:?}"))
-                );
-            }
-            if let Some(t) = r.f64_opt("rope_theta")? {
+    let mut section: Option<[usize; 3]> = None;
+    // `rope_parameters` (transformers 5) rules over `rope_scaling` (4.x) when both exist.
+    for key in ["rope_scaling", "rope_parameters"] {
+        if let Some(r) = f.object(key)? {
+            let (theta, s) = parse_text_rope(r)?;
+            if let Some(t) = theta {
                 rope_theta = Some(t);
             }
-            if let Some(s) = r.take("mrope_section") {
-                let s: Vec<usize> = serde_json::from_value(s.clone())
-                    .map_err(|_| r.err("mrope_section", format!("expected 3 integers, got {s}")))?;
-                if s.len() != 3 {
-                    return Err(r.err("mrope_section", format!("expected 3 integers, got {s:?}")));
+            if let Some(s) = s {
+                if let Some(prev) = section
+                    && prev != s
+                {
+                    return Err(f.err(
+                        &format!("{key}.mrope_section"),
+                        format!("{s:?} differs from `rope_scaling.mrope_section` {prev:?}"),
+                    ));
                 }
-                section = Some([s[0], s[1], s[2]]);
+                section = Some(s);
             }
-            r.map.remove("mrope_interleaved");
-            r.finish()?;
         }
     }
     let mrope_section =
@@ -472,11 +675,29 @@ fn parse_vision(f: &mut Fields, text_hidden: usize) -> Result<VisionConfig> {
         {
             return Err(r.err("rope_theta", format!("the vision rotary base is 10000, got {theta}")));
         }
-        r.str_opt("rope_type")?;
+        if let Some(k) = r.str_opt("rope_type")?
+            && k != "default"
+            && k != "axial"
+        {
+            return Err(
+                r.err("rope_type", format!("the vision tower's rotary is 2D (\"default\"/\"axial\"), got {k:?}"))
+            );
+        }
         r.finish()?;
     }
-    if f.has("out_hidden_size") {
-        return Err(f.err("out_hidden_size", "this is a Qwen2.5-VL field; only Qwen2-VL is implemented"));
+    for key in ["out_hidden_size", "fullatt_block_indexes", "window_size", "intermediate_size", "tokens_per_second"] {
+        if f.has(key) {
+            return Err(f.err(key, "this is a Qwen2.5-VL field; only Qwen2-VL is implemented"));
+        }
+    }
+    if let Some(mt) = f.map.get("model_type").and_then(|v| v.as_str())
+        && !matches!(mt, "qwen2_vl" | "qwen2_vl_vision" | "")
+    {
+        return Err(f.err("model_type", format!("expected \"qwen2_vl\" or \"qwen2_vl_vision\", got {mt:?}")));
+    }
+    // Older transformers write the base-class defaults into the vision config too.
+    for k in ["bos_token_id", "eos_token_id", "tie_word_embeddings"] {
+        f.map.remove(k);
     }
     Ok(VisionConfig {
         depth,

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod error;
+pub mod hf_files;
 pub mod image_proc;
 pub mod model;
 pub mod nn;
@@ -18,6 +19,7 @@ pub mod weights;
 
 pub use config::{Qwen2VlConfig, TextConfig, VisionConfig};
 pub use error::{Result, VlmError};
+pub use hf_files::{GenerationDefaults, ModelDirs};
 pub use image_proc::{ImageProcessor, PixelValues, smart_resize};
 pub use model::{Batch, Forward, Prompt, Qwen2Vl};
 pub use text::KvCache;

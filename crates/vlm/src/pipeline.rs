@@ -8,6 +8,7 @@ use image::RgbImage;
 use crate::config::Qwen2VlConfig;
 use crate::error::Result;
 use crate::generate::{GenerateConfig, Generation, generate};
+use crate::hf_files::{GenerationDefaults, ModelDirs};
 use crate::image_proc::ImageProcessor;
 use crate::model::{Prompt, Qwen2Vl};
 use crate::tokenizer::{ChatMessage, Qwen2VlTokenizer};
@@ -16,17 +17,30 @@ pub struct Vlm {
     pub model: Qwen2Vl,
     pub tokenizer: Qwen2VlTokenizer,
     pub processor: ImageProcessor,
+    /// `generation_config.json`'s stop tokens and decoding defaults (transformers' defaults without one).
+    pub generation: GenerationDefaults,
 }
 
 impl Vlm {
     /// Loads `config.json`, `model*.safetensors`, `tokenizer.json` and (if present)
-    /// `preprocessor_config.json` from an HF Qwen2-VL directory.
+    /// `preprocessor_config.json` and `generation_config.json` from an HF Qwen2-VL directory.
+    /// A directory holding only a PEFT LoRA adapter loads its base (`base_model_name_or_path`,
+    /// a local path) with the adapter applied; tokenizer / processor / generation files are
+    /// taken from the adapter directory when it has them, else from the base.
     pub fn from_dir(dir: &Path, dev: &Device) -> Result<Self> {
-        let model = Qwen2Vl::from_dir(dir, dev)?;
-        let tokenizer = Qwen2VlTokenizer::from_file(&dir.join("tokenizer.json"))?;
-        let pp = dir.join("preprocessor_config.json");
+        let dirs = ModelDirs::resolve(dir)?;
+        let model = dirs.load_model(|base| Qwen2Vl::from_dir(base, dev))?;
+        Self::with_files(model, &dirs)
+    }
+
+    /// `model` with the tokenizer, image processor and generation defaults of `dirs`.
+    pub fn with_files(model: Qwen2Vl, dirs: &ModelDirs) -> Result<Self> {
+        let tokenizer = Qwen2VlTokenizer::from_file(&dirs.file("tokenizer.json"))?;
+        let pp = dirs.file("preprocessor_config.json");
         let processor = if pp.exists() { ImageProcessor::from_file(&pp)? } else { ImageProcessor::default() };
-        Ok(Vlm { model, tokenizer, processor })
+        let gp = dirs.file("generation_config.json");
+        let generation = if gp.is_file() { GenerationDefaults::from_file(&gp)? } else { GenerationDefaults::default() };
+        Ok(Vlm { model, tokenizer, processor, generation })
     }
 
     /// A small random Qwen2-VL ([`Qwen2VlConfig::tiny`] unless `config` is given) with the
@@ -37,7 +51,12 @@ impl Vlm {
         let model = Qwen2Vl::random(&config, seed, dev)?;
         let processor =
             ImageProcessor { max_pixels, min_pixels: (56 * 56).min(max_pixels), ..ImageProcessor::default() };
-        Ok(Vlm { model, tokenizer: Qwen2VlTokenizer::byte_level(), processor })
+        Ok(Vlm {
+            model,
+            tokenizer: Qwen2VlTokenizer::byte_level(),
+            processor,
+            generation: GenerationDefaults::default(),
+        })
     }
 
     /// Chat messages + their images (in placeholder order) -> a model prompt.
@@ -52,10 +71,10 @@ impl Vlm {
         self.tokenizer.special.endoftext
     }
 
-    /// Stop tokens: `<|im_end|>`, `<|endoftext|>` and the config's eos ids.
+    /// Stop tokens: `<|im_end|>`, `<|endoftext|>`, the config's and `generation_config.json`'s eos ids.
     pub fn stop_tokens(&self) -> Vec<u32> {
         let mut s = vec![self.tokenizer.special.im_end, self.tokenizer.special.endoftext];
-        for &e in &self.model.config.eos_token_ids {
+        for &e in self.model.config.eos_token_ids.iter().chain(&self.generation.eos_token_ids) {
             if !s.contains(&e) {
                 s.push(e);
             }
