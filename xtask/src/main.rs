@@ -1,5 +1,6 @@
 //! `cargo xtask <command>`: the project's tasks, so a user needs only cargo.
 
+mod device;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,10 @@ enum Task {
         /// Also set up the Python peers/bridges and run the tests that need them.
         #[arg(long)]
         with_python: bool,
+        /// Also install pip torch (target/venvs/tch), build with `tch` and run the model fixtures,
+        /// the dtype tests and training iterations on `tch-cpu` (libtorch).
+        #[arg(long)]
+        with_tch: bool,
         /// Extra arguments for `cargo test` (e.g. a test-name filter after `--`).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
@@ -41,7 +46,9 @@ enum Task {
     Lint,
     /// What CI runs: `lint`, then `test`.
     Ci,
-    /// Run the criterion benchmarks (all, or the named bench targets).
+    /// Run the criterion benchmarks (all, or the named bench targets). `bench vlm-2b [--device
+    /// cpu] [--dtypes f32,bf16] [--shapes 2b:4,2b] [--threads 2] [--reps 1] [--features cuda]`:
+    /// ours vs HF transformers at the real Qwen2-VL shapes, one table.
     Bench {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
@@ -53,6 +60,15 @@ enum Task {
     },
     /// Same as `setup cuda`: offline LLVM so the `cuda` feature builds here.
     SetupCuda,
+    /// On a machine with an NVIDIA GPU: build with `cuda`, run the model fixtures and 10 training
+    /// iterations on `cuda`, and benchmark the 2B/7B shapes against HF transformers (one table in
+    /// target/gpu-check.md).
+    GpuCheck {
+        #[arg(long, value_delimiter = ',', default_value = "2b,7b")]
+        shapes: Vec<String>,
+        #[arg(long)]
+        skip_bench: bool,
+    },
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -96,11 +112,43 @@ fn lint() -> Result<()> {
     run(clippy)
 }
 
+/// `bench vlm-2b` flags.
+fn shape_bench_args(args: &[String]) -> Result<device::ShapeBench> {
+    let mut o = device::ShapeBench {
+        device: "cpu".into(),
+        dtypes: vec!["f32".into(), "bf16".into()],
+        shapes: vec!["2b:4".into(), "2b".into()],
+        threads: 2,
+        features: vec![],
+        reps: 1,
+    };
+    let list = |v: &str| v.split(',').map(str::to_string).collect::<Vec<_>>();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let Some(v) = it.next() else { bail!("bench vlm-2b: {flag} needs a value") };
+        match flag.as_str() {
+            "--device" => o.device = v.clone(),
+            "--dtypes" => o.dtypes = list(v),
+            "--shapes" => o.shapes = list(v),
+            "--features" => o.features = list(v),
+            "--threads" => o.threads = v.parse().with_context(|| format!("--threads {v}"))?,
+            "--reps" => o.reps = v.parse().with_context(|| format!("--reps {v}"))?,
+            other => bail!("bench vlm-2b: unknown flag {other}"),
+        }
+    }
+    Ok(o)
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let start = Instant::now();
     match cli.command {
-        Task::Test { with_python, args } => test(with_python, &args)?,
+        Task::Test { with_python, with_tch, args } => {
+            test(with_python, &args)?;
+            if with_tch {
+                device::test_with_tch()?;
+            }
+        }
         Task::Train { args } => {
             let mut c = cargo();
             c.args(["run", "--release", "--quiet", "-p", "vldac", "--", "train"]).args(&args);
@@ -116,11 +164,15 @@ fn main() -> Result<()> {
             lint()?;
             test(false, &[])?;
         }
+        Task::Bench { args } if args.first().is_some_and(|a| a == "vlm-2b") => {
+            device::bench_shapes(&shape_bench_args(&args[1..])?)?;
+        }
         Task::Bench { args } => {
             let mut c = cargo();
             c.args(["bench", "--workspace"]).args(&args);
             run(c)?;
         }
+        Task::GpuCheck { shapes, skip_bench } => device::gpu_check(&shapes, skip_bench)?,
         Task::Setup { what } => setup::run(what)?,
         Task::SetupCuda => setup::cuda()?,
     }

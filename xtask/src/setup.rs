@@ -36,7 +36,7 @@ pub enum SetupTarget {
     /// Offline LLVM for burn-cuda (cubecl-llvm), from PyPI wheels; then build with
     /// `CUDARC_CUDA_VERSION=13000 cargo build --release -p vldac --features vldac-vlm/cuda`.
     Cuda,
-    /// A venv with pip torch for the `tch` feature (LIBTORCH_USE_PYTORCH=1).
+    /// A venv with pip torch 2.9 (what burn-tch 0.22 builds against) for the `tch` feature.
     Tch,
 }
 
@@ -276,13 +276,27 @@ pub fn cuda() -> Result<()> {
     Ok(())
 }
 
-/// A venv with pip torch for burn-tch; build inside it with
-/// `LIBTORCH_USE_PYTORCH=1 LIBTORCH_BYPASS_VERSION_CHECK=1 cargo build --release -p vldac --features vldac-vlm/tch`.
+/// The torch that burn-tch 0.22's torch-sys is written against (its C++ shim is compiled
+/// against these headers).
+pub const TCH_TORCH: &str = "torch==2.9.0";
+
+/// A venv with pip torch for the `tch` feature (`--device tch-cpu | tch-cuda`); idempotent.
 pub fn tch() -> Result<()> {
-    pip_install("tch", &["torch==2.11.0"])?;
+    let py = venv_dir("tch").join("bin").join("python");
+    let want = TCH_TORCH.trim_start_matches("torch==");
+    let ok = py.exists()
+        && Command::new(&py)
+            .args(["-c", &format!("import torch, sys; sys.exit(0 if torch.__version__.startswith('{want}') else 1)")])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    if !ok {
+        pip_install("tch", &[TCH_TORCH])?;
+    }
     eprintln!(
         "torch ready in {}. Build with:\n  VIRTUAL_ENV={} LIBTORCH_USE_PYTORCH=1 LIBTORCH_BYPASS_VERSION_CHECK=1 \\\n    \
-         cargo build --release -p vldac --features vldac-vlm/tch\nand run with LD_LIBRARY_PATH=<venv site-packages>/torch/lib",
+         cargo build --release -p vldac --features tch\nand run with LD_LIBRARY_PATH=<venv site-packages>/torch/lib \
+         (`cargo xtask test --with-tch` does all of this)",
         venv_dir("tch").display(),
         venv_dir("tch").display()
     );

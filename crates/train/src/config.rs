@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use vldac_core::{InvalidActionPolicy, PromptVersion};
 use vldac_dac::DacConfig;
-use vldac_vlm::LoraConfig;
+use vldac_vlm::{DeviceChoice, LoraConfig, Precision};
 
 use crate::overrides;
 
@@ -56,6 +56,10 @@ pub struct RunConfig {
     pub eval_episodes: usize,
     #[serde(default = "default_true")]
     pub progress: bool,
+    /// Where the model runs: `auto` (the first CUDA GPU when the binary has `cuda` and one is
+    /// present, else `cpu`), `cpu`, `cuda[:N]`, `tch-cpu`, `tch-cuda[:N]` (`vldac train --device`).
+    #[serde(default)]
+    pub device: DeviceChoice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -140,6 +144,10 @@ pub struct ModelConfig {
     /// Constrain replies to `{"action": "<label>"}` of the env's discrete actions.
     #[serde(default)]
     pub constrained: bool,
+    /// Precision of the frozen base weights: `f32`, `bf16` or `f16` (default: f32 on CPUs, bf16
+    /// on GPUs). LoRA adapters and the value head are always f32 (`vldac train --dtype`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<Precision>,
 }
 
 impl ModelConfig {
@@ -171,7 +179,10 @@ impl TrainConfig {
         let env: EnvConfig = take("env")?.try_into().map_err(|e| format!("{origin}: [env]: {e}"))?;
         let model: ModelConfig = take("model")?.try_into().map_err(|e| format!("{origin}: [model]: {e}"))?;
         let rest = toml::to_string(&table).map_err(|e| format!("{origin}: {e}"))?;
-        let dac = DacConfig::from_toml_str(&rest).map_err(|e| format!("{origin}: {e}"))?;
+        let mut dac = DacConfig::from_toml_str(&rest).map_err(|e| format!("{origin}: {e}"))?;
+        // `algo.truncation = "official"` (the official presets): the episode-end rule of the
+        // official VL-DAC wrapper for this environment's family (vldac-dac's README).
+        dac.algo.resolve_episode_end_for_env(&env.id).map_err(|e| format!("{origin}: {e}"))?;
         let cfg = TrainConfig { run, env, model, dac };
         cfg.validate().map_err(|e| format!("{origin}: {e}"))?;
         Ok(cfg)
@@ -229,5 +240,35 @@ impl TrainConfig {
 
     pub fn run_dir(&self) -> PathBuf {
         self.run.out_dir.join(&self.run.name)
+    }
+}
+
+#[cfg(test)]
+mod episode_end_tests {
+    use super::TrainConfig;
+    use vldac_dac::TruncationMode;
+
+    #[test]
+    fn official_presets_take_the_episode_end_rule_of_the_env_family() {
+        for (env, want) in [
+            ("MiniWorld-OneRoom-v0", TruncationMode::ZeroAdvantageTruncationWins),
+            ("gym_cards/NumberLine-v0", TruncationMode::Terminate),
+            ("ALFWorld-TW-v0", TruncationMode::Terminate),
+            ("WebShop-v0", TruncationMode::Terminate),
+        ] {
+            for preset in ["vldac-official-miniworld", "vldac-official"] {
+                let sets = vec![format!("preset={preset}"), format!("env.id={env}")];
+                let cfg = TrainConfig::default_config(&sets).unwrap();
+                assert_eq!(cfg.dac.algo.truncation, want, "{preset} on {env}");
+            }
+        }
+        let paper = TrainConfig::default_config(&[]).unwrap();
+        assert_eq!(paper.dac.algo.truncation, TruncationMode::Bootstrap, "the default is untouched");
+        let err = TrainConfig::default_config(&["preset=vldac-official".into(), "env.id=BabyAI-GoToLocal-v0".into()])
+            .unwrap_err();
+        assert!(err.contains("algo.truncation"), "{err}");
+        let explicit =
+            ["preset=vldac-official".into(), "env.id=BabyAI-GoToLocal-v0".into(), "algo.truncation=bootstrap".into()];
+        assert!(TrainConfig::default_config(&explicit).is_ok());
     }
 }

@@ -180,7 +180,7 @@ impl TextPolicy for VlmPolicy {
         let (b, s) = (batch.batch_size(), batch.seq_len());
         let h = self.model.config.text.hidden_size;
         let hidden = self.model.forward_hidden(&batch, true).map_err(model_err)?;
-        let last = hidden.narrow(1, s - 1, 1).reshape([b, h]);
+        let last = vldac_vlm::nn::cast(hidden.narrow(1, s - 1, 1).reshape([b, h]), burn::tensor::DType::F32);
         self.value_head.forward(last, true).detach().into_data().try_to_vec::<f32>().map_err(model_err)
     }
 }

@@ -16,7 +16,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::tensor::Device;
 use image::RgbImage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -28,7 +27,8 @@ use vldac_core::{
     decode_action,
 };
 use vldac_dac::{Dac, RolloutStorage, StepRecord, TextPolicy, UpdateStats, ValueHeadConfig};
-use vldac_vlm::{ChatMessage, ImageProcessor, Prompt, Qwen2Vl, Qwen2VlConfig, Qwen2VlTokenizer, apply_lora};
+use vldac_vlm::device::launcher_local_rank;
+use vldac_vlm::{ChatMessage, ImageProcessor, Placement, Prompt, Qwen2Vl, Qwen2VlConfig, Qwen2VlTokenizer, apply_lora};
 
 use crate::checkpoint::{Checkpoints, read_file};
 use crate::config::{ModelSource, TrainConfig};
@@ -95,6 +95,7 @@ pub struct RunSummary {
 
 pub struct Trainer {
     cfg: TrainConfig,
+    placement: Placement,
     policy: VlmPolicy,
     dac: Dac<VlmPolicy>,
     venv: VecEnv<Env>,
@@ -114,8 +115,13 @@ impl Trainer {
     /// Builds everything from a config; with `resume`, continues from the run directory's newest
     /// checkpoint.
     pub fn new(cfg: TrainConfig, make_env: &EnvFactory, resume: bool) -> Result<Self> {
-        let dev = Device::flex().autodiff();
+        // The device comes first: a device this binary cannot use fails before anything is built
+        // or written. Rollouts run on `placement.device`, updates on its autodiff twin.
+        let placement = vldac_vlm::device::resolve(cfg.run.device, cfg.model.dtype, launcher_local_rank())
+            .map_err(|e| anyhow::anyhow!("run.device / model.dtype: {e}"))?;
+        let dev = placement.device.clone().autodiff();
         dev.seed(model_seed(cfg.run.seed));
+        let dtype = placement.dtype();
         let n = cfg.dac.rollout.num_envs;
         let mut envs: Vec<Env> = Vec::with_capacity(n);
         for _ in 0..n {
@@ -135,12 +141,13 @@ impl Trainer {
                 c.text.intermediate_size = hidden_size * 2;
                 c.text.num_hidden_layers = *num_layers;
                 c.vision.hidden_size = *hidden_size;
-                let model = Qwen2Vl::random(&c, model_seed(cfg.run.seed), &dev).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let model = Qwen2Vl::random_as(&c, model_seed(cfg.run.seed), &dev, dtype)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                 (model, Qwen2VlTokenizer::byte_level(), ImageProcessor::default())
             }
             ModelSource::Dir { path } => {
-                let model =
-                    Qwen2Vl::from_dir(path, &dev).map_err(|e| anyhow::anyhow!("model {}: {e}", path.display()))?;
+                let model = Qwen2Vl::from_dir_as(path, &dev, dtype)
+                    .map_err(|e| anyhow::anyhow!("model {}: {e}", path.display()))?;
                 let tok = Qwen2VlTokenizer::from_file(&path.join("tokenizer.json"))
                     .map_err(|e| anyhow::anyhow!("tokenizer {}: {e}", path.display()))?;
                 let pp = path.join("preprocessor_config.json");
@@ -196,7 +203,8 @@ impl Trainer {
             invalid: InvalidActionCounter::default(),
             env_steps: 0,
         };
-        let mut me = Trainer { cfg, policy, dac, venv, prompter, space, storage, state, run_dir, checkpoints };
+        let mut me =
+            Trainer { cfg, placement, policy, dac, venv, prompter, space, storage, state, run_dir, checkpoints };
         if resume {
             me.restore()?;
         } else if me.checkpoints.latest()?.is_some() {
@@ -246,6 +254,11 @@ impl Trainer {
 
     pub fn run_dir(&self) -> &Path {
         &self.run_dir
+    }
+
+    /// The device and precision the run uses.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
     }
 
     pub fn policy(&self) -> &VlmPolicy {

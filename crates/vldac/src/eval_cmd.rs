@@ -59,6 +59,8 @@ pub enum EvalCommand {
         sampling: String,
         #[command(flatten)]
         balrog: BalrogArgs,
+        #[command(flatten)]
+        placement: crate::train_cmd::PlacementArgs,
     },
     /// Print the loaded items (id, task, prompt, answer, generation settings, the reply
     /// post-processing, media) as JSON lines; with --predictions also each item's raw reply and
@@ -122,10 +124,11 @@ fn load_model(
     model: Option<PathBuf>,
     adapter: Option<PathBuf>,
     tiny_random: Option<u64>,
+    placement: &vldac_vlm::Placement,
 ) -> Result<crate::eval_model::VlmEvalModel> {
     match (model, tiny_random) {
-        (Some(dir), _) => crate::eval_model::VlmEvalModel::from_dir(&dir, adapter.as_deref()),
-        (None, Some(seed)) => crate::eval_model::VlmEvalModel::tiny_random(seed),
+        (Some(dir), _) => crate::eval_model::VlmEvalModel::from_dir(&dir, adapter.as_deref(), placement),
+        (None, Some(seed)) => crate::eval_model::VlmEvalModel::tiny_random(seed, placement),
         (None, None) => anyhow::bail!("vldac eval run: give --model DIR (or --tiny-random SEED)"),
     }
 }
@@ -143,7 +146,10 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
             frames,
             sampling,
             balrog: ba,
+            placement,
         } => {
+            // The device first: one this binary cannot use fails before anything is written.
+            let placement = placement.resolve()?;
             let is_balrog = bench.eq_ignore_ascii_case("balrog");
             if is_balrog {
                 // Check the plan before loading a model.
@@ -159,11 +165,11 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
                     out,
                 };
                 crate::eval_balrog::plan(&args)?;
-                let mut m = load_model(model, adapter, tiny_random)?;
+                let mut m = load_model(model, adapter, tiny_random, &placement)?;
                 return crate::eval_balrog::run(&args, &mut m);
             }
             let Some(data) = data else { bail!("--data DIR is required for {bench}") };
-            let mut m = load_model(model, adapter, tiny_random)?;
+            let mut m = load_model(model, adapter, tiny_random, &placement)?;
             let b = Bench::from_name(&bench)?;
             let sampling: FrameSampling = sampling.parse().map_err(anyhow::Error::msg)?;
             let items = b.load(&data, LoadOptions { frames, sampling })?;

@@ -3,9 +3,8 @@
 use std::path::Path;
 
 use anyhow::Result;
-use burn::tensor::Device;
 use vldac_evals::{ChatMessage, Model, ModelError, Request, Role, TokenUsage, Visual};
-use vldac_vlm::{GenerateConfig, Vlm};
+use vldac_vlm::{GenerateConfig, Placement, Vlm};
 
 pub struct VlmEvalModel {
     vlm: Vlm,
@@ -15,9 +14,9 @@ pub struct VlmEvalModel {
 
 impl VlmEvalModel {
     /// A checkpoint directory, optionally with a PEFT LoRA adapter directory.
-    pub fn from_dir(dir: &Path, adapter: Option<&Path>) -> Result<Self> {
-        let dev = Device::flex();
-        let mut vlm = Vlm::from_dir(dir, &dev).map_err(|e| anyhow::anyhow!("model {}: {e}", dir.display()))?;
+    pub fn from_dir(dir: &Path, adapter: Option<&Path>, placement: &Placement) -> Result<Self> {
+        let mut vlm = Vlm::from_dir_as(dir, &placement.device, placement.dtype())
+            .map_err(|e| anyhow::anyhow!("model {}: {e}", dir.display()))?;
         if let Some(a) = adapter {
             let (model, _) = vldac_vlm::load_peft_adapter(vlm.model, a)
                 .map_err(|e| anyhow::anyhow!("adapter {}: {e}", a.display()))?;
@@ -27,8 +26,9 @@ impl VlmEvalModel {
     }
 
     /// The tiny random model with the byte-level tokenizer (smoke tests, no files).
-    pub fn tiny_random(seed: u64) -> Result<Self> {
-        let vlm = Vlm::random(None, seed, 56 * 56 * 4, &Device::flex()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    pub fn tiny_random(seed: u64, placement: &Placement) -> Result<Self> {
+        let vlm = Vlm::random_as(None, seed, 56 * 56 * 4, &placement.device, placement.dtype())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(VlmEvalModel { vlm, name: format!("tiny-random-{seed}"), usage: Vec::new() })
     }
 }

@@ -24,23 +24,65 @@ pub struct TrainArgs {
     /// Continue the run in `run.out_dir/run.name` from its newest checkpoint.
     #[arg(long)]
     pub resume: bool,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
 }
 
-fn load_config(config: Option<&Path>, sets: &[String]) -> Result<TrainConfig> {
+/// `--device` and `--dtype`, shared by every command that runs a model.
+#[derive(Args, Clone, Debug, Default)]
+pub struct PlacementArgs {
+    /// auto | cpu | cuda[:N] | tch-cpu | tch-cuda[:N] (auto: the first CUDA GPU if this binary has
+    /// `cuda` and a GPU is present, else cpu). Sets `run.device` for training.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<vldac_vlm::DeviceChoice>,
+    /// Precision of the frozen base weights: f32 | bf16 | f16 (default: f32 on CPUs, bf16 on
+    /// GPUs; LoRA adapters and the value head stay f32). Sets `model.dtype` for training.
+    #[arg(long, value_name = "DTYPE")]
+    pub dtype: Option<vldac_vlm::Precision>,
+}
+
+impl PlacementArgs {
+    /// The `--set` assignments these flags stand for (after the user's own, so the flags win).
+    pub fn sets(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(d) = self.device {
+            v.push(format!("run.device=\"{d}\""));
+        }
+        if let Some(d) = self.dtype {
+            v.push(format!("model.dtype=\"{d}\""));
+        }
+        v
+    }
+
+    /// Resolves the flags for a command that runs a model outside training.
+    pub fn resolve(&self) -> Result<vldac_vlm::Placement> {
+        let p = vldac_vlm::device::resolve(
+            self.device.unwrap_or_default(),
+            self.dtype,
+            vldac_vlm::device::launcher_local_rank(),
+        )?;
+        tracing::info!("model on {p}");
+        Ok(p)
+    }
+}
+
+fn load_config(config: Option<&Path>, sets: &[String], placement: &PlacementArgs) -> Result<TrainConfig> {
+    let mut sets = sets.to_vec();
+    sets.extend(placement.sets());
     match config {
-        Some(p) => TrainConfig::from_file(p, sets),
-        None => TrainConfig::default_config(sets),
+        Some(p) => TrainConfig::from_file(p, &sets),
+        None => TrainConfig::default_config(&sets),
     }
     .map_err(anyhow::Error::msg)
 }
 
 /// Trains one run; returns its directory and per-iteration success.
 pub fn train(args: &TrainArgs, label: &str) -> Result<(PathBuf, Vec<f64>)> {
-    let cfg = load_config(args.config.as_deref(), &args.sets)?;
+    let cfg = load_config(args.config.as_deref(), &args.sets, &args.placement)?;
     let total = cfg.run.iterations as u64;
     let show = cfg.run.progress;
     let mut trainer = Trainer::new(cfg, &|id: &str| env_cmd::make(id), args.resume)?;
-    eprintln!("{label}: training into {}", trainer.run_dir().display());
+    eprintln!("{label}: training on {} into {}", trainer.placement(), trainer.run_dir().display());
     let bar = if show { ProgressBar::new(total) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} it, ETA {eta} | {msg}")
@@ -129,6 +171,8 @@ pub struct CompareArgs {
     /// Where runs, the table and the plot go.
     #[arg(long, default_value = "runs/compare")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub placement: PlacementArgs,
 }
 
 /// `vldac compare`: VL-DAC, RL4VLM and LOOP on the same env and seeds; a table and a plot.
@@ -145,7 +189,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             sets.push(format!("run.seed={seed}"));
             sets.push(format!("run.name={algo}-seed{seed}"));
             sets.push(format!("run.out_dir={}", args.out.display()));
-            let t = TrainArgs { config: args.config.clone(), sets, resume: false };
+            let t = TrainArgs { config: args.config.clone(), sets, resume: false, placement: args.placement.clone() };
             let (dir, success) = train(&t, &format!("{algo} seed {seed}"))?;
             let window = |xs: &[f64]| {
                 let v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();

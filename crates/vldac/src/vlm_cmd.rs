@@ -9,6 +9,8 @@ use serde_json::json;
 use vldac_vlm::image_proc::load_image;
 use vldac_vlm::{Batch, ChatMessage, GenerateConfig, Prompt, Vlm};
 
+use crate::train_cmd::PlacementArgs;
+
 #[derive(Subcommand)]
 pub enum VlmCommand {
     /// Generate a reply to a prompt with optional images (prints JSON).
@@ -38,6 +40,51 @@ pub enum VlmCommand {
         top_k: Option<usize>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        #[command(flatten)]
+        placement: PlacementArgs,
+    },
+    /// Time the model at a real Qwen2-VL shape with random weights (prints JSON lines: one per
+    /// row, then the peak RSS); `crates/vlm/bench/hf_shapes.py` times HF transformers the same way.
+    Bench {
+        /// 2b, 7b, or a cut of them with :LAYERS (e.g. 2b:4 = 4 text layers + 4 vision blocks).
+        #[arg(long, default_value = "2b:4")]
+        shape: String,
+        /// Rows to run: vision, prefill, decode, lora_step.
+        #[arg(long, value_delimiter = ',', default_value = "vision,prefill,decode,lora_step")]
+        rows: Vec<String>,
+        /// Decode batch sizes.
+        #[arg(long, value_delimiter = ',', default_value = "1,8")]
+        batches: Vec<usize>,
+        #[arg(long, default_value_t = 32)]
+        new_tokens: usize,
+        /// Timed repetitions per row (median; after one warm-up).
+        #[arg(long, default_value_t = 1)]
+        reps: usize,
+        #[command(flatten)]
+        placement: PlacementArgs,
+    },
+    /// Write a random checkpoint of a real Qwen2-VL shape (HF layout, sharded) for load and
+    /// speed measurements without downloads.
+    MakeRandom {
+        /// 2b, 7b, or 2b:LAYERS.
+        #[arg(long)]
+        shape: String,
+        /// Dtype on disk: f32, bf16 or f16.
+        #[arg(long, default_value = "bf16")]
+        dtype: vldac_vlm::Precision,
+        #[arg(long)]
+        out: PathBuf,
+        /// Largest shard in GB.
+        #[arg(long, default_value_t = 2.0)]
+        shard_gb: f64,
+    },
+    /// Load a checkpoint onto a device in a precision; prints load seconds, parameters and the
+    /// process's peak RSS as JSON.
+    Load {
+        #[arg(long)]
+        model: PathBuf,
+        #[command(flatten)]
+        placement: PlacementArgs,
     },
     /// Logits for given token ids and images: FILE.json is {"input_ids": [...], "images": [...]}
     /// with the <|image_pad|> tokens already expanded; prints {"logits": [[...], ...]}.
@@ -46,20 +93,30 @@ pub enum VlmCommand {
         model: PathBuf,
         #[arg(long)]
         input: PathBuf,
+        #[command(flatten)]
+        placement: PlacementArgs,
     },
-}
-
-fn device() -> burn::tensor::Device {
-    burn::tensor::Device::flex()
 }
 
 pub fn run(cmd: VlmCommand) -> Result<()> {
     match cmd {
-        VlmCommand::Generate { model, tiny_random, image, prompt, max_new_tokens, temperature, top_p, top_k, seed } => {
-            let dev = device();
+        VlmCommand::Generate {
+            model,
+            tiny_random,
+            image,
+            prompt,
+            max_new_tokens,
+            temperature,
+            top_p,
+            top_k,
+            seed,
+            placement,
+        } => {
+            let p = placement.resolve()?;
             let vlm = match (model, tiny_random) {
-                (Some(dir), _) => Vlm::from_dir(&dir, &dev).with_context(|| format!("loading {}", dir.display()))?,
-                (None, Some(s)) => Vlm::random(None, s, 28 * 28 * 64, &dev)?,
+                (Some(dir), _) => Vlm::from_dir_as(&dir, &p.device, p.dtype())
+                    .with_context(|| format!("loading {}", dir.display()))?,
+                (None, Some(s)) => Vlm::random_as(None, s, 28 * 28 * 64, &p.device, p.dtype())?,
                 (None, None) => bail!("give --model DIR or --tiny-random SEED"),
             };
             let images = image.iter().map(|p| load_image(p)).collect::<Result<Vec<_>, _>>()?;
@@ -74,9 +131,59 @@ pub fn run(cmd: VlmCommand) -> Result<()> {
                        "prompt_tokens": p.ids.len()})
             );
         }
-        VlmCommand::Forward { model, input } => {
-            let dev = device();
-            let vlm = Vlm::from_dir(&model, &dev).with_context(|| format!("loading {}", model.display()))?;
+        VlmCommand::Bench { shape, rows, batches, new_tokens, reps, placement } => {
+            let p = placement.resolve()?;
+            let config = vldac_vlm::bench::shape_config(&shape)?;
+            if new_tokens < 2 {
+                bail!("--new-tokens must be at least 2 (decode speed is measured after the first token)");
+            }
+            let opts = vldac_vlm::bench::BenchOptions {
+                rows,
+                decode_batches: batches,
+                new_tokens,
+                reps,
+                ..Default::default()
+            };
+            let label = json!({"impl": "vldac", "shape": shape, "device": p.choice.to_string(),
+                               "dtype": p.precision.to_string()});
+            vldac_vlm::bench::run(&config, &p, &opts, |r| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                if let (Some(o), Some(l)) = (v.as_object_mut(), label.as_object()) {
+                    o.extend(l.clone());
+                }
+                println!("{v}");
+            })?;
+            println!("{}", json!({"row": "peak_rss_bytes", "value": vldac_vlm::bench::peak_rss_bytes()}));
+        }
+        VlmCommand::MakeRandom { shape, dtype, out, shard_gb } => {
+            let config = vldac_vlm::bench::shape_config(&shape)?;
+            let bytes = (shard_gb * 1e9) as usize;
+            vldac_vlm::bench::write_random_checkpoint(&config, &out, dtype.dtype(), bytes.max(1))?;
+            eprintln!("wrote a random {shape} checkpoint ({dtype}) to {}", out.display());
+        }
+        VlmCommand::Load { model, placement } => {
+            let p = placement.resolve()?;
+            let t = std::time::Instant::now();
+            let m = vldac_vlm::Qwen2Vl::from_dir_as(&model, &p.device, p.dtype())
+                .with_context(|| format!("loading {}", model.display()))?;
+            let seconds = t.elapsed().as_secs_f64();
+            let on_disk: u64 = std::fs::read_dir(&model)
+                .with_context(|| format!("listing {}", model.display()))?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "safetensors"))
+                .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+                .sum();
+            println!(
+                "{}",
+                json!({"seconds": seconds, "device": p.choice.to_string(), "dtype": p.precision.to_string(),
+                       "model_dtype": format!("{:?}", m.dtype()), "checkpoint_bytes": on_disk,
+                       "peak_rss_bytes": vldac_vlm::bench::peak_rss_bytes()})
+            );
+        }
+        VlmCommand::Forward { model, input, placement } => {
+            let p = placement.resolve()?;
+            let vlm = Vlm::from_dir_as(&model, &p.device, p.dtype())
+                .with_context(|| format!("loading {}", model.display()))?;
             let text = std::fs::read_to_string(&input).with_context(|| format!("reading {}", input.display()))?;
             let v: serde_json::Value =
                 serde_json::from_str(&text).with_context(|| format!("{} is not JSON", input.display()))?;

@@ -5,7 +5,9 @@
 //! Entry points: [`Vlm`] (model + tokenizer + image processor), [`Qwen2Vl`] (the burn module),
 //! [`generate`], [`score`], [`lora`], [`ValueHead`].
 
+pub mod bench;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod hf_files;
 pub mod image_proc;
@@ -18,13 +20,14 @@ pub mod vision;
 pub mod weights;
 
 pub use config::{Qwen2VlConfig, TextConfig, VisionConfig};
+pub use device::{DeviceChoice, DeviceError, Placement, Precision};
 pub use error::{Result, VlmError};
 pub use hf_files::{GenerationDefaults, ModelDirs};
 pub use image_proc::{ImageProcessor, PixelValues, smart_resize};
 pub use model::{Batch, Forward, Prompt, Qwen2Vl};
 pub use text::KvCache;
 pub use tokenizer::{ChatMessage, Content, Qwen2VlTokenizer, Role};
-pub use weights::{HostTensor, RandomWeights, SafetensorsWeights, SaveDtype, TensorSink, WeightSource};
+pub use weights::{HostTensor, RandomWeights, RawTensor, SafetensorsWeights, SaveDtype, TensorSink, WeightSource};
 
 pub mod generate;
 pub mod lora;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use burn::module::{Module, Param};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, VlmError};
@@ -142,8 +142,9 @@ pub fn load_peft_adapter(model: Qwen2Vl, dir: &Path) -> Result<(Qwen2Vl, LoraCon
             let [_, d_out] = l.b.val().dims();
             let a = transpose_host(&w.take(&format!("{m}.lora_A.weight"), &[r, d_in])?);
             let b = transpose_host(&w.take(&format!("{m}.lora_B.weight"), &[d_out, r])?);
-            l.a = Param::from_tensor(Tensor::from_data(TensorData::new(a.data, [d_in, r]), &dev));
-            l.b = Param::from_tensor(Tensor::from_data(TensorData::new(b.data, [r, d_out]), &dev));
+            // Adapters are f32 master weights whatever the base precision.
+            l.a = Param::from_tensor(Tensor::from_data(TensorData::new(a.data, [d_in, r]), (&dev, DType::F32)));
+            l.b = Param::from_tensor(Tensor::from_data(TensorData::new(b.data, [r, d_out]), (&dev, DType::F32)));
         }
     }
     w.finish()?;

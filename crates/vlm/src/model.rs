@@ -5,12 +5,12 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
 
 use crate::config::Qwen2VlConfig;
 use crate::error::{Result, VlmError};
 use crate::image_proc::PixelValues;
-use crate::nn::{export_linear, load_linear, matmul_last};
+use crate::nn::{cast, export_linear, load_linear, matmul_last};
 use crate::rope::{MropePositions, mrope_cos_sin, mrope_positions};
 use crate::text::{KvCache, TextModel};
 use crate::vision::VisionTower;
@@ -107,7 +107,8 @@ pub struct Forward {
 }
 
 impl Qwen2Vl {
-    /// Builds the model from any weight source (HF names and shapes).
+    /// Builds the model from any weight source (HF names and shapes); base weights take the
+    /// source's precision ([`WeightSource::dtype`]).
     pub fn load(w: &mut dyn WeightSource, config: &Qwen2VlConfig, dev: &Device) -> Result<Self> {
         let visual = VisionTower::load(w, &config.vision, dev)?;
         let model = TextModel::load(w, &config.text, dev)?;
@@ -125,15 +126,28 @@ impl Qwen2Vl {
 
     /// `config.json` + safetensors (single or sharded) from an HF checkpoint directory.
     pub fn from_dir(dir: &Path, dev: &Device) -> Result<Self> {
+        Self::from_dir_as(dir, dev, DType::F32)
+    }
+
+    /// [`Self::from_dir`] with the base weights in `dtype` (f32, bf16 or f16), read from the
+    /// files straight into that precision.
+    pub fn from_dir_as(dir: &Path, dev: &Device, dtype: DType) -> Result<Self> {
         let config = Qwen2VlConfig::from_file(&dir.join("config.json"))?;
-        let mut w = SafetensorsWeights::open_dir(dir)?;
+        let mut w = SafetensorsWeights::open_dir(dir)?.with_dtype(dtype);
         Self::load(&mut w, &config, dev)
     }
 
     /// A seeded random model of any shape, without files.
     pub fn random(config: &Qwen2VlConfig, seed: u64, dev: &Device) -> Result<Self> {
+        Self::random_as(config, seed, dev, DType::F32)
+    }
+
+    /// [`Self::random`] with the base weights in `dtype` (the same values, rounded).
+    pub fn random_as(config: &Qwen2VlConfig, seed: u64, dev: &Device, dtype: DType) -> Result<Self> {
         config.validate("<in-code config>")?;
-        Self::load(&mut RandomWeights::new(seed), config, dev)
+        let mut w = RandomWeights::new(seed);
+        w.dtype = dtype;
+        Self::load(&mut w, config, dev)
     }
 
     /// All base parameters in HF names and layout (LoRA adapters are not included; merge them
@@ -162,13 +176,21 @@ impl Qwen2Vl {
         self.model.embed_tokens.val().device()
     }
 
+    /// Precision of the frozen base weights and the activations (LoRA adapters are f32).
+    pub fn dtype(&self) -> DType {
+        self.model.embed_tokens.val().dtype()
+    }
+
+    /// Logits in f32 whatever the model's precision (log-probs and sampling need it).
+    ///
     /// # Shapes
     /// - hidden: `[b, s, hidden]` -> `[b, s, vocab]`
     pub fn lm_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        match &self.lm_head {
+        let logits = match &self.lm_head {
             Some(h) => h.forward(hidden),
             None => matmul_last(hidden, self.model.embed_tokens.val().transpose()),
-        }
+        };
+        cast(logits, DType::F32)
     }
 
     fn check_ids(&self, ids: &[u32]) -> Result<()> {
@@ -210,7 +232,7 @@ impl Qwen2Vl {
                 px.patch_dim
             )));
         }
-        let pixels = Tensor::<2>::from_data(TensorData::new(px.data.clone(), [px.n_patches(), pd]), &dev);
+        let pixels = Tensor::<2>::from_data(TensorData::new(px.data.clone(), [px.n_patches(), pd]), (&dev, DType::F32));
         let feats = self.visual.forward(pixels, &px.grids);
         // Gather from [text rows; image rows] so the splice stays differentiable.
         let mut gather: Vec<i64> = (0..(b * s) as i64).collect();
@@ -226,10 +248,10 @@ impl Qwen2Vl {
         let t = &self.config.text;
         let hd = t.head_dim();
         let (c, sn) = mrope_cos_sin(pos, hd, t.rope_theta, t.mrope_section);
-        let dev = self.device();
+        let (dev, dtype) = (self.device(), self.dtype());
         (
-            Tensor::from_data(TensorData::new(c, [b, 1, s, hd]), &dev),
-            Tensor::from_data(TensorData::new(sn, [b, 1, s, hd]), &dev),
+            Tensor::from_data(TensorData::new(c, [b, 1, s, hd]), (&dev, dtype)),
+            Tensor::from_data(TensorData::new(sn, [b, 1, s, hd]), (&dev, dtype)),
         )
     }
 

@@ -3,19 +3,30 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor};
 
 use crate::error::Result;
-use crate::weights::{HostTensor, TensorSink, WeightSource};
+use crate::weights::{HostTensor, RawTensor, TensorSink, WeightSource};
 
-pub fn tensor1(t: HostTensor, dev: &Device) -> Tensor<1> {
-    let n = t.data.len();
-    Tensor::from_data(TensorData::new(t.data, [n]), dev)
+/// A raw tensor on `dev`, in its own dtype (no conversion through the device's default).
+pub fn device_tensor<const D: usize>(t: RawTensor, dev: &Device) -> Tensor<D> {
+    let dtype = t.dtype;
+    Tensor::from_data(t.into_data(), (dev, dtype))
 }
 
-pub fn tensor2(t: HostTensor, dev: &Device) -> Tensor<2> {
-    let s = [t.shape[0], t.shape[1]];
-    Tensor::from_data(TensorData::new(t.data, s), dev)
+/// A frozen base parameter `name` in the source's precision.
+pub fn load_param<const D: usize>(
+    w: &mut dyn WeightSource,
+    name: &str,
+    shape: &[usize],
+    dev: &Device,
+) -> Result<Tensor<D>> {
+    Ok(device_tensor(w.take_raw(name, shape)?, dev))
+}
+
+/// `t` in `dtype` (a no-op when it already is).
+pub fn cast<const D: usize>(t: Tensor<D>, dtype: DType) -> Tensor<D> {
+    if t.dtype() == dtype { t } else { t.cast(dtype) }
 }
 
 /// Reads a tensor back to the host as f32.
@@ -57,10 +68,10 @@ pub fn load_linear(
     bias: bool,
     dev: &Device,
 ) -> Result<Linear> {
-    let weight = transpose_host(&w.take(&format!("{name}.weight"), &[d_out, d_in])?);
+    let weight = w.take_raw(&format!("{name}.weight"), &[d_out, d_in])?.transposed();
     let bias =
-        if bias { Some(Param::from_tensor(tensor1(w.take(&format!("{name}.bias"), &[d_out])?, dev))) } else { None };
-    Ok(Linear { weight: Param::from_tensor(tensor2(weight, dev)), bias })
+        if bias { Some(Param::from_tensor(load_param(w, &format!("{name}.bias"), &[d_out], dev)?)) } else { None };
+    Ok(Linear { weight: Param::from_tensor(device_tensor(weight, dev)), bias })
 }
 
 pub fn export_linear(l: &Linear, name: &str, sink: &mut TensorSink) {
@@ -70,7 +81,9 @@ pub fn export_linear(l: &Linear, name: &str, sink: &mut TensorSink) {
     }
 }
 
-/// Low-rank update `x A B * alpha / r` (PEFT's `lora_A` = A^T, `lora_B` = B^T).
+/// Low-rank update `x A B * alpha / r` (PEFT's `lora_A` = A^T, `lora_B` = B^T). A and B are
+/// always f32 (master weights, so Adam's small steps are not rounded away under a bf16 base);
+/// the update is computed in f32 and cast to the base's dtype, as PEFT does.
 #[derive(Module, Debug)]
 pub struct LoraAdapter {
     /// `[in, r]`, Kaiming-uniform initialised.
@@ -106,8 +119,10 @@ impl LoraLinear {
         let y = self.base.forward(x.clone());
         match (&self.lora, adapters) {
             (Some(l), true) => {
+                let dtype = y.dtype();
+                let x = cast(x, l.a.val().dtype());
                 let h = matmul_last(l.dropout.forward(x), l.a.val());
-                y + matmul_last(h, l.b.val()).mul_scalar(l.scaling)
+                y + cast(matmul_last(h, l.b.val()).mul_scalar(l.scaling), dtype)
             }
             _ => y,
         }
@@ -117,8 +132,9 @@ impl LoraLinear {
     pub fn add_lora(&mut self, rank: usize, alpha: f64, dropout: f64, dev: &Device) {
         let [d_in, d_out] = self.base.weight.val().dims();
         let bound = 1.0 / (d_in as f64).sqrt();
-        let a = Tensor::<2>::random([d_in, rank], burn::tensor::Distribution::Uniform(-bound, bound), dev);
-        let b = Tensor::<2>::zeros([rank, d_out], dev);
+        let a =
+            Tensor::<2>::random([d_in, rank], burn::tensor::Distribution::Uniform(-bound, bound), (dev, DType::F32));
+        let b = Tensor::<2>::zeros([rank, d_out], (dev, DType::F32));
         self.lora = Some(LoraAdapter {
             a: Param::from_tensor(a),
             b: Param::from_tensor(b),
@@ -131,13 +147,15 @@ impl LoraLinear {
     pub fn merge_lora(&mut self) {
         if let Some(l) = self.lora.take() {
             let delta = l.a.val().matmul(l.b.val()).mul_scalar(l.scaling);
-            let w = self.base.weight.val() + delta;
+            let base = self.base.weight.val();
+            let w = base.clone() + cast(delta, base.dtype());
             self.base.weight = Param::from_tensor(w.detach()).set_require_grad(false);
         }
     }
 }
 
-/// Qwen2 RMSNorm (`name.weight`), computed in the tensor's dtype.
+/// Qwen2 RMSNorm (`name.weight`): normalised in f32, then scaled in the input's dtype (as
+/// transformers' `Qwen2RMSNorm`).
 #[derive(Module, Debug)]
 pub struct RmsNorm {
     pub weight: Param<Tensor<1>>,
@@ -146,11 +164,13 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     pub fn load(w: &mut dyn WeightSource, name: &str, d: usize, eps: f64, dev: &Device) -> Result<Self> {
-        Ok(RmsNorm { weight: Param::from_tensor(tensor1(w.take(&format!("{name}.weight"), &[d])?, dev)), eps })
+        Ok(RmsNorm { weight: Param::from_tensor(load_param(w, &format!("{name}.weight"), &[d], dev)?), eps })
     }
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let dtype = x.dtype();
+        let x = cast(x, DType::F32);
         let var = x.clone().square().mean_dim(D - 1);
-        let x = x * var.add_scalar(self.eps).sqrt().recip();
+        let x = cast(x * var.add_scalar(self.eps).sqrt().recip(), dtype);
         x * self.weight.val().unsqueeze()
     }
     pub fn export(&self, name: &str, sink: &mut TensorSink) {
@@ -158,7 +178,8 @@ impl RmsNorm {
     }
 }
 
-/// `torch.nn.LayerNorm` with affine weight and bias.
+/// `torch.nn.LayerNorm` with affine weight and bias, computed in f32 and returned in the input's
+/// dtype.
 #[derive(Module, Debug)]
 pub struct LayerNorm {
     pub weight: Param<Tensor<1>>,
@@ -169,17 +190,21 @@ pub struct LayerNorm {
 impl LayerNorm {
     pub fn load(w: &mut dyn WeightSource, name: &str, d: usize, eps: f64, dev: &Device) -> Result<Self> {
         Ok(LayerNorm {
-            weight: Param::from_tensor(tensor1(w.take(&format!("{name}.weight"), &[d])?, dev)),
-            bias: Param::from_tensor(tensor1(w.take(&format!("{name}.bias"), &[d])?, dev)),
+            weight: Param::from_tensor(load_param(w, &format!("{name}.weight"), &[d], dev)?),
+            bias: Param::from_tensor(load_param(w, &format!("{name}.bias"), &[d], dev)?),
             eps,
         })
     }
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let dtype = x.dtype();
+        let x = cast(x, DType::F32);
         let mean = x.clone().mean_dim(D - 1);
         let xc = x - mean;
         let var = xc.clone().square().mean_dim(D - 1);
         let xn = xc * var.add_scalar(self.eps).sqrt().recip();
-        xn * self.weight.val().unsqueeze() + self.bias.val().unsqueeze()
+        let w = cast(self.weight.val(), DType::F32).unsqueeze();
+        let b = cast(self.bias.val(), DType::F32).unsqueeze();
+        cast(xn * w + b, dtype)
     }
     pub fn export(&self, name: &str, sink: &mut TensorSink) {
         sink.put(format!("{name}.weight"), to_host(self.weight.val()));

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use burn::tensor::Device;
+use burn::tensor::{DType, Device};
 use image::RgbImage;
 
 use crate::config::Qwen2VlConfig;
@@ -28,8 +28,14 @@ impl Vlm {
     /// a local path) with the adapter applied; tokenizer / processor / generation files are
     /// taken from the adapter directory when it has them, else from the base.
     pub fn from_dir(dir: &Path, dev: &Device) -> Result<Self> {
+        Self::from_dir_as(dir, dev, DType::F32)
+    }
+
+    /// [`Vlm::from_dir`] with the base weights in `dtype` (f32, bf16, f16), read from the files
+    /// straight into that precision (LoRA adapters stay f32).
+    pub fn from_dir_as(dir: &Path, dev: &Device, dtype: DType) -> Result<Self> {
         let dirs = ModelDirs::resolve(dir)?;
-        let model = dirs.load_model(|base| Qwen2Vl::from_dir(base, dev))?;
+        let model = dirs.load_model(|base| Qwen2Vl::from_dir_as(base, dev, dtype))?;
         Self::with_files(model, &dirs)
     }
 
@@ -47,8 +53,19 @@ impl Vlm {
     /// built-in byte-level tokenizer: an embedded CPU default that needs no files.
     /// `max_pixels` caps image size (and so the number of image tokens).
     pub fn random(config: Option<Qwen2VlConfig>, seed: u64, max_pixels: usize, dev: &Device) -> Result<Self> {
+        Self::random_as(config, seed, max_pixels, dev, DType::F32)
+    }
+
+    /// [`Vlm::random`] with the base weights in `dtype`.
+    pub fn random_as(
+        config: Option<Qwen2VlConfig>,
+        seed: u64,
+        max_pixels: usize,
+        dev: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
         let config = config.unwrap_or_else(Qwen2VlConfig::tiny);
-        let model = Qwen2Vl::random(&config, seed, dev)?;
+        let model = Qwen2Vl::random_as(&config, seed, dev, dtype)?;
         let processor =
             ImageProcessor { max_pixels, min_pixels: (56 * 56).min(max_pixels), ..ImageProcessor::default() };
         Ok(Vlm {

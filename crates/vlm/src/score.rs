@@ -2,11 +2,12 @@
 //! an autodiff device) and the hidden state of the last prompt token, for a batch.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{DType, Int, Tensor, TensorData};
 
 use crate::error::{Result, VlmError};
 use crate::generate::{DecodeRules, FreeDecoding};
 use crate::model::{Batch, Prompt, Qwen2Vl};
+use crate::nn::cast;
 
 pub struct ScoreOutput {
     /// `log p(response[r][i] | prompt, response[..i])`, `[b, max_response_len]`; 0 on padding.
@@ -76,7 +77,8 @@ pub fn score_with(
     let dev = model.device();
     let h = model.config.text.hidden_size;
     let fwd = model.forward_hidden(&batch, adapters)?;
-    let last_prompt_hidden = fwd.clone().narrow(1, p - 1, 1).reshape([b, h]);
+    // The value head is f32 whatever the model's precision.
+    let last_prompt_hidden = cast(fwd.clone().narrow(1, p - 1, 1).reshape([b, h]), DType::F32);
     // Position p-1+i predicts response token i.
     let mut logits = model.lm_logits(fwd.narrow(1, p - 1, r));
     if temperature != 1.0 {

@@ -3,11 +3,11 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{Bool, Device, Tensor};
+use burn::tensor::{Bool, DType, Device, Tensor};
 
 use crate::config::TextConfig;
 use crate::error::Result;
-use crate::nn::{LoraLinear, RmsNorm, export_linear, tensor2, to_host};
+use crate::nn::{LoraLinear, RmsNorm, cast, export_linear, load_param, to_host};
 use crate::vision::apply_rotary;
 use crate::weights::{TensorSink, WeightSource};
 
@@ -98,9 +98,11 @@ impl Attention {
         let rep = h / kvh;
         let k = k.unsqueeze_dim::<5>(2).expand([b, kvh, rep, t, hd]).reshape([b, h, t, hd]);
         let v = v.unsqueeze_dim::<5>(2).expand([b, kvh, rep, t, hd]).reshape([b, h, t, hd]);
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hd as f64).sqrt());
+        // Softmax in f32 (as transformers' eager attention); also keeps MASKED finite in f16.
+        let dtype = v.dtype();
+        let scores = cast(q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hd as f64).sqrt()), DType::F32);
         let scores = scores.mask_fill(mask.expand([b, h, s, t]), MASKED);
-        let out = softmax(scores, 3).matmul(v);
+        let out = cast(softmax(scores, 3), dtype).matmul(v);
         self.o_proj.forward(out.swap_dims(1, 2).reshape([b, s, h * hd]), adapters)
     }
 }
@@ -117,7 +119,7 @@ impl TextModel {
         let (hs, is) = (cfg.hidden_size, cfg.intermediate_size);
         let hd = cfg.head_dim();
         let (h, kvh) = (cfg.num_attention_heads, cfg.num_key_value_heads);
-        let embed = tensor2(w.take("model.embed_tokens.weight", &[cfg.vocab_size, hs])?, dev);
+        let embed = load_param(w, "model.embed_tokens.weight", &[cfg.vocab_size, hs], dev)?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let p = format!("model.layers.{i}");

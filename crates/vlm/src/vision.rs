@@ -5,11 +5,11 @@
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::activation::{gelu, sigmoid, softmax};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::config::VisionConfig;
 use crate::error::Result;
-use crate::nn::{LayerNorm, export_linear, load_linear, to_host};
+use crate::nn::{LayerNorm, cast, device_tensor, export_linear, load_linear, to_host};
 use crate::rope::vision_cos_sin;
 use crate::weights::{HostTensor, TensorSink, WeightSource};
 
@@ -70,11 +70,14 @@ impl VisionBlock {
         let q = qkv.clone().narrow(1, 0, 1).reshape([n, h, hd]);
         let k = qkv.clone().narrow(1, 1, 1).reshape([n, h, hd]);
         let v = qkv.narrow(1, 2, 1).reshape([n, h, hd]);
-        let q = apply_rotary(q, cos.clone(), sin.clone()).swap_dims(0, 1);
-        let k = apply_rotary(k, cos, sin).swap_dims(0, 1);
+        // Rotary in f32 (cos/sin are f32), as transformers does for the vision tower.
+        let dtype = v.dtype();
+        let q = cast(apply_rotary(cast(q, DType::F32), cos.clone(), sin.clone()), dtype).swap_dims(0, 1);
+        let k = cast(apply_rotary(cast(k, DType::F32), cos, sin), dtype).swap_dims(0, 1);
         let v = v.swap_dims(0, 1);
         let scores = q.matmul(k.swap_dims(1, 2)).mul_scalar(1.0 / (hd as f64).sqrt());
-        let out = softmax(scores, 2).matmul(v); // [h, n, hd]
+        let probs = cast(softmax(cast(scores, DType::F32), 2), dtype);
+        let out = probs.matmul(v); // [h, n, hd]
         self.proj.forward(out.swap_dims(0, 1).reshape([n, e]))
     }
 
@@ -88,12 +91,12 @@ impl VisionBlock {
 impl VisionTower {
     pub fn load(w: &mut dyn WeightSource, cfg: &VisionConfig, dev: &Device) -> Result<Self> {
         let e = cfg.embed_dim;
-        let pe = w.take(
+        let mut pe = w.take_raw(
             "visual.patch_embed.proj.weight",
             &[e, cfg.in_channels, cfg.temporal_patch_size, cfg.patch_size, cfg.patch_size],
         )?;
-        let pd = cfg.patch_dim();
-        let pe = Tensor::<2>::from_data(TensorData::new(pe.data, [e, pd]), dev).transpose();
+        pe.shape = vec![e, cfg.patch_dim()];
+        let pe = device_tensor::<2>(pe.transposed(), dev);
         let mut blocks = Vec::with_capacity(cfg.depth);
         for i in 0..cfg.depth {
             let p = format!("visual.blocks.{i}");
@@ -147,11 +150,11 @@ impl VisionTower {
         let dev = pixel_values.device();
         let c = &self.config;
         let hd = c.head_dim();
-        let x = pixel_values.matmul(self.patch_embed.val());
+        let x = cast(pixel_values, self.patch_embed.val().dtype()).matmul(self.patch_embed.val());
         let (cos, sin) = vision_cos_sin(grids, hd, c.spatial_merge_size);
         let n_total = x.dims()[0];
-        let cos = Tensor::<3>::from_data(TensorData::new(cos, [n_total, 1, hd]), &dev);
-        let sin = Tensor::<3>::from_data(TensorData::new(sin, [n_total, 1, hd]), &dev);
+        let cos = Tensor::<3>::from_data(TensorData::new(cos, [n_total, 1, hd]), (&dev, DType::F32));
+        let sin = Tensor::<3>::from_data(TensorData::new(sin, [n_total, 1, hd]), (&dev, DType::F32));
         // Attention is full within each image and absent across images.
         let mut outs = Vec::with_capacity(grids.len());
         let mut start = 0;

@@ -2,13 +2,19 @@
 //!
 //! Loading goes through [`WeightSource`]: each module asks for its tensors by HF name and HF
 //! shape, so a missing or mis-shaped tensor fails at the exact name with both shapes, and
-//! tensors left over at the end are reported as extra. Sources: memory-mapped safetensors
-//! (single file or sharded with `model.safetensors.index.json`; f32/bf16/f16 converted on the
-//! fly) and seeded random weights (a model without any files).
+//! tensors left over at the end are reported as extra. Sources: safetensors (single file or
+//! sharded with `model.safetensors.index.json`) and seeded random weights (a model without any
+//! files).
+//!
+//! Base weights are read straight into the precision the model runs in ([`WeightSource::dtype`]):
+//! each tensor's bytes are read from the file (no memory map, so the file's pages are not kept
+//! resident), converted only when the stored dtype differs, and transposed on the host one tensor
+//! at a time. A bf16 checkpoint loaded as bf16 thus needs about its own size in memory.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use burn::tensor::DType;
 use half::{bf16, f16};
 use memmap2::Mmap;
 use rand::{RngExt, SeedableRng};
@@ -25,10 +31,90 @@ pub struct HostTensor {
     pub data: Vec<f32>,
 }
 
+/// A tensor's little-endian bytes in `dtype` (row-major, `shape`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawTensor {
+    pub shape: Vec<usize>,
+    pub dtype: DType,
+    pub bytes: Vec<u8>,
+}
+
+impl RawTensor {
+    /// As burn tensor data (no copy).
+    pub fn into_data(self) -> burn::tensor::TensorData {
+        burn::tensor::TensorData::from_bytes_vec(self.bytes, self.shape, self.dtype)
+    }
+
+    /// `[r, c] -> [c, r]` (torch's `[out, in]` Linear layout to burn's `[in, out]`).
+    pub fn transposed(self) -> RawTensor {
+        let (r, c) = (self.shape[0], self.shape[1]);
+        let bytes = match self.dtype.size() {
+            2 => transpose_elems::<2>(&self.bytes, r, c),
+            4 => transpose_elems::<4>(&self.bytes, r, c),
+            _ => transpose_elems::<8>(&self.bytes, r, c),
+        };
+        RawTensor { shape: vec![c, r], dtype: self.dtype, bytes }
+    }
+}
+
+/// Blocked transpose of an `[r, c]` matrix of `N`-byte elements.
+fn transpose_elems<const N: usize>(bytes: &[u8], r: usize, c: usize) -> Vec<u8> {
+    let (src, _) = bytes.as_chunks::<N>();
+    let mut out = vec![[0u8; N]; r * c];
+    const B: usize = 32;
+    for i0 in (0..r).step_by(B) {
+        for j0 in (0..c).step_by(B) {
+            for i in i0..(i0 + B).min(r) {
+                for j in j0..(j0 + B).min(c) {
+                    out[j * r + i] = src[i * c + j];
+                }
+            }
+        }
+    }
+    out.into_flattened()
+}
+
+/// Converts little-endian `bytes` stored as `from` into `to`; a no-op when they agree.
+fn convert_bytes(from: Dtype, bytes: Vec<u8>, to: DType, name: &str, file: &str) -> Result<Vec<u8>> {
+    let same = matches!((from, to), (Dtype::F32, DType::F32) | (Dtype::BF16, DType::BF16) | (Dtype::F16, DType::F16));
+    if same {
+        return Ok(bytes);
+    }
+    let wide = to_f32(from, &bytes, name, file)?;
+    drop(bytes);
+    Ok(match to {
+        DType::F32 => wide.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        DType::BF16 => wide.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect(),
+        DType::F16 => wide.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect(),
+        other => {
+            return Err(VlmError::Weights {
+                file: file.into(),
+                msg: format!("cannot load `{name}` as {other:?}; only f32/bf16/f16 are supported"),
+            });
+        }
+    })
+}
+
+/// `HostTensor` (f32) as raw bytes in `to`.
+fn host_to_raw(t: HostTensor, to: DType, name: &str) -> Result<RawTensor> {
+    let bytes: Vec<u8> = t.data.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let bytes = convert_bytes(Dtype::F32, bytes, to, name, "<in memory>")?;
+    Ok(RawTensor { shape: t.shape, dtype: to, bytes })
+}
+
 /// Where a model's parameters come from.
 pub trait WeightSource {
-    /// The tensor `name` (HF naming and layout), which must have exactly `shape`.
+    /// The tensor `name` (HF naming and layout), which must have exactly `shape`, as f32.
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor>;
+    /// The tensor `name` in the precision base weights load in ([`Self::dtype`]).
+    fn take_raw(&mut self, name: &str, shape: &[usize]) -> Result<RawTensor> {
+        let dtype = self.dtype();
+        host_to_raw(self.take(name, shape)?, dtype, name)
+    }
+    /// The precision frozen base weights are loaded in (f32 unless set).
+    fn dtype(&self) -> DType {
+        DType::F32
+    }
     /// Whether `name` exists (used for optional tensors such as a tied `lm_head.weight`).
     fn contains(&self, name: &str) -> bool;
     /// Marks `name` as deliberately unused (e.g. `lm_head.weight` of a tied checkpoint).
@@ -52,6 +138,8 @@ pub fn normalize_key(key: &str) -> String {
 
 struct Shard {
     path: PathBuf,
+    file: std::fs::File,
+    /// Used for the header only: tensor bytes are read with positioned reads.
     mmap: Mmap,
     header_len: usize,
     meta: Metadata,
@@ -64,6 +152,7 @@ pub struct SafetensorsWeights {
     index: HashMap<String, (usize, String)>,
     used: HashSet<String>,
     label: String,
+    dtype: DType,
 }
 
 impl SafetensorsWeights {
@@ -145,13 +234,53 @@ impl SafetensorsWeights {
                     });
                 }
             }
-            shards.push(Shard { path: path.clone(), mmap, header_len, meta });
+            shards.push(Shard { path: path.clone(), file, mmap, header_len, meta });
         }
         let label = match paths {
             [one] => one.display().to_string(),
             _ => format!("{} shards in {}", paths.len(), paths[0].parent().unwrap_or(Path::new(".")).display()),
         };
-        Ok(SafetensorsWeights { shards, index, used: HashSet::new(), label })
+        Ok(SafetensorsWeights { shards, index, used: HashSet::new(), label, dtype: DType::F32 })
+    }
+
+    /// Loads base weights in `dtype` (f32, bf16 or f16) instead of f32.
+    pub fn with_dtype(mut self, dtype: DType) -> Self {
+        self.dtype = dtype;
+        self
+    }
+
+    /// The stored bytes of `name` (checked against `shape`) and their dtype.
+    fn read(&mut self, name: &str, shape: &[usize]) -> Result<(Dtype, Vec<u8>, String)> {
+        let Some((s, stored)) = self.index.get(name) else {
+            return Err(VlmError::MissingTensor {
+                name: name.into(),
+                expected: shape.to_vec(),
+                file: self.label.clone(),
+            });
+        };
+        let shard = &self.shards[*s];
+        let file = shard.path.display().to_string();
+        let info = shard.meta.info(stored).ok_or_else(|| VlmError::Weights {
+            file: file.clone(),
+            msg: format!("`{stored}` vanished from the header"),
+        })?;
+        if info.shape != shape {
+            return Err(VlmError::Shape {
+                name: name.into(),
+                expected: shape.to_vec(),
+                found: info.shape.clone(),
+                file,
+            });
+        }
+        let start = 8 + shard.header_len + info.data_offsets.0;
+        let len = info.data_offsets.1.saturating_sub(info.data_offsets.0);
+        if start + len > shard.mmap.len() {
+            return Err(VlmError::Weights { file, msg: format!("`{stored}` points past the end of the file") });
+        }
+        let mut bytes = vec![0u8; len];
+        read_at(&shard.file, &shard.mmap, start, &mut bytes).map_err(|e| VlmError::io(&shard.path, e))?;
+        self.used.insert(name.to_string());
+        Ok((info.dtype, bytes, file))
     }
 
     /// Names (normalized) of all stored tensors.
@@ -180,38 +309,31 @@ fn to_f32(dtype: Dtype, bytes: &[u8], name: &str, file: &str) -> Result<Vec<f32>
     })
 }
 
+/// Reads `buf.len()` bytes at `offset` (a positioned read: the file's pages are not mapped).
+#[cfg(unix)]
+fn read_at(file: &std::fs::File, _mmap: &Mmap, offset: usize, buf: &mut [u8]) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset as u64)
+}
+
+#[cfg(not(unix))]
+fn read_at(_file: &std::fs::File, mmap: &Mmap, offset: usize, buf: &mut [u8]) -> std::io::Result<()> {
+    buf.copy_from_slice(&mmap[offset..offset + buf.len()]);
+    Ok(())
+}
+
 impl WeightSource for SafetensorsWeights {
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
-        let Some((s, stored)) = self.index.get(name) else {
-            return Err(VlmError::MissingTensor {
-                name: name.into(),
-                expected: shape.to_vec(),
-                file: self.label.clone(),
-            });
-        };
-        let shard = &self.shards[*s];
-        let file = shard.path.display().to_string();
-        let info = shard.meta.info(stored).ok_or_else(|| VlmError::Weights {
-            file: file.clone(),
-            msg: format!("`{stored}` vanished from the header"),
-        })?;
-        if info.shape != shape {
-            return Err(VlmError::Shape {
-                name: name.into(),
-                expected: shape.to_vec(),
-                found: info.shape.clone(),
-                file,
-            });
-        }
-        let start = 8 + shard.header_len + info.data_offsets.0;
-        let end = 8 + shard.header_len + info.data_offsets.1;
-        let bytes = shard.mmap.get(start..end).ok_or_else(|| VlmError::Weights {
-            file: file.clone(),
-            msg: format!("`{stored}` points past the end of the file"),
-        })?;
-        let data = to_f32(info.dtype, bytes, name, &file)?;
-        self.used.insert(name.to_string());
+        let (dtype, bytes, file) = self.read(name, shape)?;
+        let data = to_f32(dtype, &bytes, name, &file)?;
         Ok(HostTensor { shape: shape.to_vec(), data })
+    }
+    fn take_raw(&mut self, name: &str, shape: &[usize]) -> Result<RawTensor> {
+        let (stored, bytes, file) = self.read(name, shape)?;
+        let bytes = convert_bytes(stored, bytes, self.dtype, name, &file)?;
+        Ok(RawTensor { shape: shape.to_vec(), dtype: self.dtype, bytes })
+    }
+    fn dtype(&self) -> DType {
+        self.dtype
     }
     fn contains(&self, name: &str) -> bool {
         self.index.contains_key(name)
@@ -238,11 +360,46 @@ impl WeightSource for SafetensorsWeights {
 pub struct RandomWeights {
     rng: ChaCha8Rng,
     pub std: f32,
+    /// Precision of the base weights built from these values.
+    pub dtype: DType,
+    /// Uniform values with the same standard deviation from a counter-based hash, filled on all
+    /// cores: for benchmarks at the real model sizes, where the Box-Muller stream takes minutes.
+    fast: bool,
+    tensors: u64,
 }
 
 impl RandomWeights {
     pub fn new(seed: u64) -> Self {
-        RandomWeights { rng: ChaCha8Rng::seed_from_u64(seed), std: 0.02 }
+        RandomWeights { rng: ChaCha8Rng::seed_from_u64(seed), std: 0.02, dtype: DType::F32, fast: false, tensors: 0 }
+    }
+
+    /// Fast uniform random weights (see the `fast` field); not the same values as [`Self::new`].
+    pub fn fast(seed: u64) -> Self {
+        RandomWeights { fast: true, tensors: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), ..Self::new(seed) }
+    }
+
+    fn fast_fill(&mut self, n: usize) -> Vec<f32> {
+        self.tensors = self.tensors.wrapping_add(1);
+        let key = self.tensors;
+        let bound = self.std * 3f32.sqrt();
+        let mut out = vec![0f32; n];
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+        let chunk = n.div_ceil(threads).max(1 << 16);
+        std::thread::scope(|s| {
+            for (c, part) in out.chunks_mut(chunk).enumerate() {
+                s.spawn(move || {
+                    for (i, x) in part.iter_mut().enumerate() {
+                        // splitmix64 of (tensor, index): 24 random bits to a uniform in [-1, 1).
+                        let mut z = key ^ ((c * chunk + i) as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                        z ^= z >> 31;
+                        *x = ((z >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * bound;
+                    }
+                });
+            }
+        });
+        out
     }
     fn normal(&mut self) -> f32 {
         // Box-Muller: two uniforms to one standard normal.
@@ -260,10 +417,15 @@ impl WeightSource for RandomWeights {
             vec![0.0; n]
         } else if is_norm {
             vec![1.0; n]
+        } else if self.fast {
+            self.fast_fill(n)
         } else {
             (0..n).map(|_| self.normal() * self.std).collect()
         };
         Ok(HostTensor { shape: shape.to_vec(), data })
+    }
+    fn dtype(&self) -> DType {
+        self.dtype
     }
     fn contains(&self, _name: &str) -> bool {
         false

@@ -48,3 +48,18 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 pub fn to_vec<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
 }
+
+/// The device the model tests run on: `VLDAC_TEST_DEVICE` (any `--device` value; default
+/// `cpu`), so `cargo xtask test --with-tch` and the GPU check run the same fixtures on
+/// libtorch and CUDA.
+pub fn test_device() -> burn::tensor::Device {
+    test_placement().device
+}
+
+pub fn test_placement() -> vldac_vlm::Placement {
+    let choice: vldac_vlm::DeviceChoice = match std::env::var("VLDAC_TEST_DEVICE") {
+        Ok(d) => d.parse().expect("VLDAC_TEST_DEVICE"),
+        Err(_) => vldac_vlm::DeviceChoice::Cpu,
+    };
+    vldac_vlm::device::resolve(choice, Some(vldac_vlm::Precision::F32), None).expect("VLDAC_TEST_DEVICE is usable")
+}
