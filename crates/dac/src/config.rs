@@ -29,15 +29,109 @@ pub enum Algorithm {
     Loop,
 }
 
-/// How a time-limit truncation enters GAE.
+/// What GAE does at the end of an episode, i.e. which of gymnasium's two flags (`terminated`,
+/// `truncated`) cut the advantage how. In every mode nothing flows back across an episode end.
+///
+/// | step flags | `bootstrap` | `zero-advantage` | `zero-advantage-truncation-wins` | `terminate` |
+/// |---|---|---|---|---|
+/// | terminated only | `A = r − V` | `A = r − V` | `A = r − V` | `A = r − V` |
+/// | truncated only | `A = r + γ V(s_final) − V` | `A = 0`, `R = V` | `A = 0`, `R = V` | `A = r − V` |
+/// | both | `A = r − V` | `A = r − V` | `A = 0`, `R = V` | `A = r − V` |
+///
+/// `official` stands for the column the official VL-DAC code applies to the run's environment
+/// family ([`EnvFamily`], [`TruncationMode::official_for`]); resolve it with
+/// [`AlgoConfig::resolve_episode_end`] (vldac-train does this from `env.id`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TruncationMode {
-    /// Bootstrap from the value of the final (pre-reset) observation:
-    /// `δ_t = r_t + γ V(s_final) − V_t`, and no GAE propagation across the boundary.
+    /// Gymnasium semantics (our default): a termination wins when both flags are set; a
+    /// truncation bootstraps from the value of the final (pre-reset) observation,
+    /// `δ_t = r_t + γ V(s_final) − V_t`.
     Bootstrap,
-    /// The official code (`use_proper_time_limits`): the truncated step gets `A = 0`, `R = V`.
+    /// A truncation that is not also a termination gets `A = 0`, `R = V`; a termination wins.
+    /// This is the official storage code (`use_proper_time_limits`) fed by a wrapper that sets
+    /// `info["TimeLimit.truncated"] = truncated and not terminated` (stable-baselines3's
+    /// `DummyVecEnv`, used by the official legacy `main.py` without `--modular`).
     ZeroAdvantage,
+    /// Every truncated step gets `A = 0`, `R = V`, even when it is also terminated (the goal reached
+    /// on the time-limit step): the official MiniWorld wrapper, which sets
+    /// `info["TimeLimit.truncated"]` whenever `truncated` (so `masks = bad_masks = 0`).
+    ZeroAdvantageTruncationWins,
+    /// Every episode end is a termination, `A = r − V`, no bootstrap: the official Gym-Cards,
+    /// ALFWorld and WebShop wrappers, which never set `info["TimeLimit.truncated"]` (`masks = 0`,
+    /// `bad_masks = 1`).
+    Terminate,
+    /// What the official code does for the run's environment family; must be resolved
+    /// ([`AlgoConfig::resolve_episode_end`]) before a truncated step reaches GAE.
+    Official,
+}
+
+/// The environment families the official VL-DAC code has a wrapper for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnvFamily {
+    /// `a2c_ppo_acktr/environments/miniworld_env.py`
+    MiniWorld,
+    /// `a2c_ppo_acktr/environments/gymcards_env.py`
+    GymCards,
+    /// `a2c_ppo_acktr/environments/alfworld_env.py`
+    AlfWorld,
+    /// `a2c_ppo_acktr/environments/webshop_env.py`
+    WebShop,
+}
+
+impl EnvFamily {
+    pub const ALL: [EnvFamily; 4] =
+        [EnvFamily::MiniWorld, EnvFamily::GymCards, EnvFamily::AlfWorld, EnvFamily::WebShop];
+
+    /// The family of an environment id as registered in this workspace (`MiniWorld-OneRoom-v0`,
+    /// `gym_cards/NumberLine-v0`, `ALFWorld-TW-v0`, `WebShop-v0`, `WebShop-Text-v0`); `None` for
+    /// environments the official code has no wrapper for.
+    pub fn from_env_id(id: &str) -> Option<EnvFamily> {
+        let lower = id.to_ascii_lowercase();
+        if lower.starts_with("miniworld-") {
+            Some(EnvFamily::MiniWorld)
+        } else if lower.starts_with("gym_cards/") {
+            Some(EnvFamily::GymCards)
+        } else if lower.starts_with("alfworld") {
+            Some(EnvFamily::AlfWorld)
+        } else if lower.starts_with("webshop") {
+            Some(EnvFamily::WebShop)
+        } else {
+            None
+        }
+    }
+}
+
+impl TruncationMode {
+    /// The episode-end rule of the official code's wrapper for `family` (see the crate README for
+    /// the files and lines).
+    pub fn official_for(family: EnvFamily) -> TruncationMode {
+        match family {
+            EnvFamily::MiniWorld => TruncationMode::ZeroAdvantageTruncationWins,
+            EnvFamily::GymCards | EnvFamily::AlfWorld | EnvFamily::WebShop => TruncationMode::Terminate,
+        }
+    }
+
+    /// Whether this mode reads [`StepRecord::final_value`](crate::StepRecord::final_value).
+    pub fn needs_final_value(self) -> bool {
+        self == TruncationMode::Bootstrap
+    }
+
+    /// The official storage code's `(masks, bad_masks)` after a step with these flags, under
+    /// this mode (`1.0` = the episode goes on / no time-limit cut). [`Bootstrap`](Self::Bootstrap)
+    /// and an unresolved [`Official`](Self::Official) have no such pair: `None`.
+    pub fn official_masks(self, terminated: bool, truncated: bool) -> Option<(f32, f32)> {
+        let done = terminated || truncated;
+        let mask = if done { 0.0 } else { 1.0 };
+        let time_limit = match self {
+            TruncationMode::ZeroAdvantage => truncated && !terminated,
+            TruncationMode::ZeroAdvantageTruncationWins => truncated,
+            TruncationMode::Terminate => false,
+            TruncationMode::Bootstrap | TruncationMode::Official => return None,
+        };
+        Some((mask, if time_limit { 0.0 } else { 1.0 }))
+    }
 }
 
 /// Which generated tokens count in the token-level losses.
@@ -103,6 +197,36 @@ pub struct AlgoConfig {
     pub loop_group_size: usize,
 }
 
+impl AlgoConfig {
+    /// Replaces `truncation = "official"` by the official rule for `family`
+    /// ([`TruncationMode::official_for`]); other modes are left as they are.
+    pub fn resolve_episode_end(&mut self, family: EnvFamily) {
+        if self.truncation == TruncationMode::Official {
+            self.truncation = TruncationMode::official_for(family);
+        }
+    }
+
+    /// [`resolve_episode_end`](Self::resolve_episode_end) for an environment id
+    /// ([`EnvFamily::from_env_id`]). An id of no official family is an error only when the mode
+    /// is `official`.
+    pub fn resolve_episode_end_for_env(&mut self, env_id: &str) -> Result<(), DacError> {
+        if self.truncation != TruncationMode::Official {
+            return Ok(());
+        }
+        match EnvFamily::from_env_id(env_id) {
+            Some(family) => {
+                self.resolve_episode_end(family);
+                Ok(())
+            }
+            None => Err(DacError::Config(format!(
+                "algo.truncation = \"official\": the official VL-DAC code has no wrapper for {env_id:?} (it has \
+                 MiniWorld, Gym-Cards, ALFWorld, WebShop); set algo.truncation to \"bootstrap\", \"zero-advantage\", \
+                 \"zero-advantage-truncation-wins\" or \"terminate\""
+            ))),
+        }
+    }
+}
+
 /// Which Adam variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -160,8 +284,14 @@ pub struct DacConfig {
 /// Names of the built-in presets, with a line each.
 pub const PRESETS: &[(&str, &str)] = &[
     ("vldac-paper", "VL-DAC, paper Table 6 (MiniWorld column)"),
-    ("vldac-official-miniworld", "VL-DAC, official configs/miniworld_qwen2vl.yaml and code defaults"),
-    ("vldac-official", "VL-DAC, official YAML for GymCards/ALFWorld/WebShop (γ 0.99, accumulation 2, 4 epochs)"),
+    (
+        "vldac-official-miniworld",
+        "VL-DAC, official configs/miniworld_qwen2vl.yaml and code defaults; episode ends as the official wrapper of the env family",
+    ),
+    (
+        "vldac-official",
+        "VL-DAC, official YAML for GymCards/ALFWorld/WebShop (γ 0.99, accumulation 2, 4 epochs); episode ends as the official wrapper of the env family",
+    ),
     ("rl4vlm", "RL4VLM, Gym-Cards scripts of the RL4VLM repository (λ 0.5)"),
     (
         "rl4vlm-dac-tricks",
@@ -219,7 +349,7 @@ impl DacConfig {
         };
         let official_algo = AlgoConfig {
             gamma: 0.9,
-            truncation: TruncationMode::ZeroAdvantage,
+            truncation: TruncationMode::Official,
             ratio_guard: Some(10.0),
             value_coef: 0.5,
             value_loss_scale: 1.0,

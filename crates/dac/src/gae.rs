@@ -13,7 +13,8 @@ pub struct Trajectories<'a> {
     pub values: &'a [f32],
     pub terminated: &'a [bool],
     pub truncated: &'a [bool],
-    /// `V(s_final)` of the pre-reset observation, read only where `truncated && !terminated`.
+    /// `V(s_final)` of the pre-reset observation, read only at [`StepEnd::Bootstrap`] steps
+    /// (`truncated && !terminated` under [`TruncationMode::Bootstrap`]).
     pub final_values: &'a [f32],
     /// `[N]`: `V` of each environment's observation after the last stored step.
     pub next_values: &'a [f32],
@@ -50,13 +51,51 @@ impl Trajectories<'_> {
     }
 }
 
+/// How one step enters GAE, from its two flags and the [`TruncationMode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepEnd {
+    /// The episode goes on: `δ = r + γ V_{t+1} − V`, `A_t = δ + γλ A_{t+1}`.
+    Continue,
+    /// Cut like a termination: `A = r − V`.
+    Terminal,
+    /// Cut with a bootstrap from the final observation: `A = r + γ V(s_final) − V`.
+    Bootstrap,
+    /// Cut with `A = 0`, `R = V` (the official `bad_masks = 0`).
+    Zero,
+}
+
+impl StepEnd {
+    /// The rule for a step with these flags (see the table on [`TruncationMode`]). An unresolved
+    /// [`TruncationMode::Official`] is an error at a truncated step: the official families differ
+    /// there (a termination alone is `Terminal` in all of them).
+    pub fn of(mode: TruncationMode, terminated: bool, truncated: bool) -> Result<StepEnd, String> {
+        Ok(match (terminated, truncated) {
+            (false, false) => StepEnd::Continue,
+            (true, false) => StepEnd::Terminal,
+            (_, true) => match mode {
+                TruncationMode::Bootstrap if terminated => StepEnd::Terminal,
+                TruncationMode::Bootstrap => StepEnd::Bootstrap,
+                TruncationMode::ZeroAdvantage if terminated => StepEnd::Terminal,
+                TruncationMode::ZeroAdvantage => StepEnd::Zero,
+                TruncationMode::ZeroAdvantageTruncationWins => StepEnd::Zero,
+                TruncationMode::Terminate => StepEnd::Terminal,
+                TruncationMode::Official => {
+                    return Err("truncation = \"official\" is not resolved for an environment family \
+                                (AlgoConfig::resolve_episode_end; vldac-train does it from env.id)"
+                        .into());
+                }
+            },
+        })
+    }
+}
+
 /// GAE over a `T × N` buffer; writes `advantages` and `returns = advantages + values`.
 ///
-/// Per environment, backwards in time:
-/// - terminated: `δ = r − V`, nothing flows back across the boundary;
-/// - truncated (not terminated), [`TruncationMode::Bootstrap`]: `δ = r + γ V(s_final) − V`, nothing
-///   flows back; [`TruncationMode::ZeroAdvantage`]: `A = 0`, `R = V` (the official code);
-/// - otherwise `δ = r + γ V_{t+1} − V`, `A_t = δ + γλ A_{t+1}`, with `V_T` = `next_values`.
+/// Per environment, backwards in time, each step by its [`StepEnd`]:
+/// - `Terminal`: `δ = r − V`, nothing flows back across the boundary;
+/// - `Bootstrap`: `δ = r + γ V(s_final) − V`, nothing flows back;
+/// - `Zero`: `A = 0`, `R = V` (the official code's `bad_masks = 0`);
+/// - `Continue`: `δ = r + γ V_{t+1} − V`, `A_t = δ + γλ A_{t+1}`, with `V_T` = `next_values`.
 pub fn compute_gae(
     traj: &Trajectories<'_>,
     gamma: f32,
@@ -80,15 +119,13 @@ pub fn compute_gae(
             let k = t * envs + i;
             let v = traj.values[k] as f64;
             let r = traj.rewards[k] as f64;
-            let adv = if traj.terminated[k] {
-                r - v
-            } else if traj.truncated[k] {
-                match mode {
-                    TruncationMode::Bootstrap => r + gamma * traj.final_values[k] as f64 - v,
-                    TruncationMode::ZeroAdvantage => 0.0,
-                }
-            } else {
-                r + gamma * next_value - v + gamma * lambda * next_adv
+            let end = StepEnd::of(mode, traj.terminated[k], traj.truncated[k])
+                .map_err(|e| format!("step {t} env {i}: {e}"))?;
+            let adv = match end {
+                StepEnd::Terminal => r - v,
+                StepEnd::Bootstrap => r + gamma * traj.final_values[k] as f64 - v,
+                StepEnd::Zero => 0.0,
+                StepEnd::Continue => r + gamma * next_value - v + gamma * lambda * next_adv,
             };
             advantages[k] = adv as f32;
             returns[k] = (adv + v) as f32;
@@ -112,15 +149,13 @@ pub fn discounted_returns(traj: &Trajectories<'_>, gamma: f32, mode: TruncationM
         for t in (0..steps).rev() {
             let k = t * envs + i;
             let r = traj.rewards[k] as f64;
-            let ret = if traj.terminated[k] {
-                r
-            } else if traj.truncated[k] {
-                match mode {
-                    TruncationMode::Bootstrap => r + gamma * traj.final_values[k] as f64,
-                    TruncationMode::ZeroAdvantage => traj.values[k] as f64,
-                }
-            } else {
-                r + gamma * next
+            let end = StepEnd::of(mode, traj.terminated[k], traj.truncated[k])
+                .map_err(|e| format!("step {t} env {i}: {e}"))?;
+            let ret = match end {
+                StepEnd::Terminal => r,
+                StepEnd::Bootstrap => r + gamma * traj.final_values[k] as f64,
+                StepEnd::Zero => traj.values[k] as f64,
+                StepEnd::Continue => r + gamma * next,
             };
             out[k] = ret as f32;
             next = ret;

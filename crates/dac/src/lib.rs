@@ -38,7 +38,7 @@ pub mod update;
 pub mod value_head;
 
 pub use config::{
-    AlgoConfig, Algorithm, DacConfig, OptimConfig, OptimizerKind, PRESETS, RolloutConfig, TokenSelection,
+    AlgoConfig, Algorithm, DacConfig, EnvFamily, OptimConfig, OptimizerKind, PRESETS, RolloutConfig, TokenSelection,
     TruncationMode,
 };
 pub use error::{DacError, PolicyError};

@@ -188,16 +188,16 @@ impl<O> RolloutStorage<O> {
                 let mut final_values = vec![0.0; n];
                 for (k, r) in self.records.iter().enumerate() {
                     if r.truncated && !r.terminated {
-                        match (r.final_value, cfg.truncation) {
-                            (Some(v), _) => final_values[k] = v,
-                            (None, crate::TruncationMode::ZeroAdvantage) => {}
-                            (None, crate::TruncationMode::Bootstrap) => {
+                        match r.final_value {
+                            Some(v) => final_values[k] = v,
+                            None if cfg.truncation.needs_final_value() => {
                                 return Err(DacError::Storage(format!(
                                     "step {} env {} is truncated but has no final_value (needed by truncation = bootstrap)",
                                     k / self.num_envs,
                                     k % self.num_envs
                                 )));
                             }
+                            None => {}
                         }
                     }
                 }

@@ -109,7 +109,7 @@ proptest! {
     // §6.3
     #[test]
     fn gae_returns_equal_advantage_plus_value_and_scale_linearly(b in buf(20, 0.2, 0.2), g in 0.0f32..=1.0, l in 0.0f32..=1.0, c in -3.0f32..3.0) {
-        for mode in [TruncationMode::Bootstrap, TruncationMode::ZeroAdvantage] {
+        for mode in [TruncationMode::Bootstrap, TruncationMode::ZeroAdvantage, TruncationMode::ZeroAdvantageTruncationWins, TruncationMode::Terminate] {
             let (a, ret) = gae_of(b.n, &b.r, &b.v, &b.term, &b.trunc, &b.fin, &b.next, g, l, mode);
             for k in 0..a.len() {
                 prop_assert!(close(ret[k], a[k] + b.v[k], 1e-6));
@@ -163,6 +163,71 @@ proptest! {
             }
             prop_assert_eq!(a_zero[kc], 0.0);
             prop_assert_eq!(r_zero[kc], b.v[kc]);
+        }
+    }
+
+    // §6.5b: the default (`vldac-paper`) is gymnasium's semantics, written here as the explicit
+    // λ-return sum A_t = Σ_l (γλ)^l δ_{t+l} up to the episode end, where a termination wins over a
+    // truncation on the same step (δ = r − V) and a truncation alone bootstraps from V(s_final).
+    #[test]
+    fn default_preset_is_gymnasium_semantics_termination_wins(b in buf(16, 0.25, 0.25)) {
+        let cfg = DacConfig::preset("vldac-paper").unwrap().algo;
+        prop_assert_eq!(cfg.truncation, TruncationMode::Bootstrap);
+        let (g, l) = (cfg.gamma as f64, cfg.gae_lambda as f64);
+        let (a, ret) = gae_of(b.n, &b.r, &b.v, &b.term, &b.trunc, &b.fin, &b.next, cfg.gamma, cfg.gae_lambda, cfg.truncation);
+        let t_len = b.r.len() / b.n;
+        for i in 0..b.n {
+            for t in 0..t_len {
+                let mut sum = 0.0f64;
+                let mut w = 1.0f64;
+                for u in t..t_len {
+                    let k = u * b.n + i;
+                    let (r, v) = (b.r[k] as f64, b.v[k] as f64);
+                    let (delta, ends) = if b.term[k] {
+                        (r - v, true)
+                    } else if b.trunc[k] {
+                        (r + g * b.fin[k] as f64 - v, true)
+                    } else {
+                        let next = if u + 1 < t_len { b.v[k + b.n] } else { b.next[i] } as f64;
+                        (r + g * next - v, false)
+                    };
+                    sum += w * delta;
+                    if ends { break; }
+                    w *= g * l;
+                }
+                let k = t * b.n + i;
+                prop_assert!(close(a[k], sum as f32, 1e-4), "t={t} i={i}: {} vs {sum}", a[k]);
+                prop_assert!(close(ret[k], (sum + b.v[k] as f64) as f32, 1e-4));
+            }
+        }
+        // both flags: exactly a termination, whatever V(s_final) is
+        let both: Vec<bool> = b.term.iter().zip(&b.trunc).map(|(x, y)| *x && *y).collect();
+        let fin2: Vec<f32> = b.fin.iter().map(|x| x + 3.0).collect();
+        let (a_both, _) = gae_of(b.n, &b.r, &b.v, &both, &both, &fin2, &b.next, cfg.gamma, cfg.gae_lambda, cfg.truncation);
+        let none = vec![false; b.r.len()];
+        let (a_term, _) = gae_of(b.n, &b.r, &b.v, &both, &none, &b.fin, &b.next, cfg.gamma, cfg.gae_lambda, cfg.truncation);
+        prop_assert_eq!(a_both, a_term);
+    }
+
+    // §6.5c: every non-bootstrap mode equals the official storage recursion (storage.py
+    // `compute_returns`, use_gae and use_proper_time_limits) fed with the masks that mode stands for.
+    #[test]
+    fn official_modes_equal_the_official_mask_recursion(b in buf(16, 0.25, 0.25), g in 0.0f32..=1.0, l in 0.0f32..=1.0) {
+        for mode in [TruncationMode::ZeroAdvantage, TruncationMode::ZeroAdvantageTruncationWins, TruncationMode::Terminate] {
+            let (a, ret) = gae_of(b.n, &b.r, &b.v, &b.term, &b.trunc, &b.fin, &b.next, g, l, mode);
+            let t_len = b.r.len() / b.n;
+            for i in 0..b.n {
+                let mut gae = 0.0f64;
+                for t in (0..t_len).rev() {
+                    let k = t * b.n + i;
+                    let (mask, bad) = mode.official_masks(b.term[k], b.trunc[k]).unwrap();
+                    let next = if t + 1 < t_len { b.v[k + b.n] } else { b.next[i] } as f64;
+                    let delta = b.r[k] as f64 + g as f64 * next * mask as f64 - b.v[k] as f64;
+                    gae = (delta + g as f64 * l as f64 * mask as f64 * gae) * bad as f64;
+                    prop_assert!(close(a[k], gae as f32, 1e-4), "{mode:?} t={t} i={i}: {} vs {gae}", a[k]);
+                    prop_assert!(close(ret[k], (gae + b.v[k] as f64) as f32, 1e-4));
+                }
+            }
         }
     }
 
