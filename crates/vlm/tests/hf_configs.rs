@@ -286,7 +286,8 @@ fn a_peft_adapter_directory_loads_on_its_base() {
     std::fs::create_dir_all(&nested).unwrap();
     let rel = pathdiff(&base, &nested);
     trained_adapter(&nested, &rel);
-    assert_eq!(ModelDirs::resolve(&nested).unwrap().base, nested.join(&rel));
+    let found = ModelDirs::resolve(&nested).unwrap().base;
+    assert_eq!(std::fs::canonicalize(found).unwrap(), std::fs::canonicalize(&base).unwrap());
     assert!(Vlm::from_dir(&nested, &dev()).is_ok());
 
     // A hub id is not downloaded: the error names the field and says what to do.
