@@ -28,12 +28,20 @@ enum Task {
         /// the dtype tests and training iterations on `tch-cpu` (libtorch).
         #[arg(long)]
         with_tch: bool,
+        /// Also install Open MPI (`setup mpi`), build with `mpi` and run the distributed tests
+        /// (1 vs 2 vs 4 ranks, a killed rank, resume on another rank count). On by default when
+        /// `CI` is set (`.ci/run`).
+        #[arg(long)]
+        with_mpi: bool,
         /// Extra arguments for `cargo test` (e.g. a test-name filter after `--`).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
     /// Train (no arguments: the embedded default on CPU); arguments go to `vldac train`.
+    /// `--ranks K` (first): build with `mpi` and run `mpirun -np K vldac train ...`.
     Train {
+        #[arg(long)]
+        ranks: Option<usize>,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -103,6 +111,34 @@ fn test(with_python: bool, extra: &[String]) -> Result<()> {
     run(c)
 }
 
+/// The cargo target directory (`CARGO_TARGET_DIR` or `target/`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
+/// `mpirun -np k`, with `--allow-run-as-root` as root and `--oversubscribe` when `k` exceeds the
+/// cores.
+pub fn mpirun(k: usize) -> Command {
+    let mut c = Command::new("mpirun");
+    c.current_dir(root()).arg("-np").arg(k.to_string());
+    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false);
+    if is_root {
+        c.arg("--allow-run-as-root");
+    }
+    if k > std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) {
+        c.arg("--oversubscribe");
+    }
+    c
+}
+
+/// The distributed tests: Open MPI installed, `vldac` built with `mpi`, crates/vldac/tests/mpi.rs.
+fn test_mpi() -> Result<()> {
+    setup::mpi()?;
+    let mut c = cargo();
+    c.args(["test", "--release", "-p", "vldac", "--features", "mpi", "--test", "mpi", "--", "--test-threads=1"]);
+    run(c)
+}
+
 fn lint() -> Result<()> {
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
@@ -143,15 +179,26 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let start = Instant::now();
     match cli.command {
-        Task::Test { with_python, with_tch, args } => {
+        Task::Test { with_python, with_tch, with_mpi, args } => {
             test(with_python, &args)?;
             if with_tch {
                 device::test_with_tch()?;
             }
+            if with_mpi || std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0") {
+                test_mpi()?;
+            }
         }
-        Task::Train { args } => {
+        Task::Train { ranks: None, args } => {
             let mut c = cargo();
             c.args(["run", "--release", "--quiet", "-p", "vldac", "--", "train"]).args(&args);
+            run(c)?;
+        }
+        Task::Train { ranks: Some(k), args } => {
+            let mut b = cargo();
+            b.args(["build", "--release", "-p", "vldac", "--features", "mpi"]);
+            run(b)?;
+            let mut c = mpirun(k);
+            c.arg(target_dir().join("release").join("vldac")).arg("train").args(&args);
             run(c)?;
         }
         Task::Compare { args } => {

@@ -38,6 +38,10 @@ pub enum SetupTarget {
     Cuda,
     /// A venv with pip torch 2.9 (what burn-tch 0.22 builds against) for the `tch` feature.
     Tch,
+    /// Open MPI and what the `mpi` feature's bindings build with (apt: libopenmpi-dev,
+    /// openmpi-bin, libclang-dev); then `cargo build --release -p vldac --features mpi` and
+    /// `mpirun -np K target/release/vldac train ...` (or `cargo xtask train --ranks K`).
+    Mpi,
 }
 
 /// ALFWorld's PyPI release the bridge is tested with.
@@ -200,6 +204,7 @@ pub fn run(what: SetupTarget) -> Result<()> {
         SetupTarget::Qwen2vl => qwen2vl(),
         SetupTarget::Cuda => cuda(),
         SetupTarget::Tch => tch(),
+        SetupTarget::Mpi => mpi(),
     }
 }
 
@@ -299,6 +304,49 @@ pub fn tch() -> Result<()> {
          (`cargo xtask test --with-tch` does all of this)",
         venv_dir("tch").display(),
         venv_dir("tch").display()
+    );
+    Ok(())
+}
+
+/// Debian packages of the `mpi` feature: Open MPI (headers, `mpicc`, `mpirun`) and libclang for
+/// rsmpi's bindgen.
+pub const MPI_APT: &[&str] = &["libopenmpi-dev", "openmpi-bin", "libclang-dev"];
+
+/// Whether `mpirun` and Open MPI's headers are installed.
+pub fn mpi_installed() -> bool {
+    let ok = |c: &str, a: &[&str]| Command::new(c).args(a).output().map(|o| o.status.success()).unwrap_or(false);
+    ok("mpirun", &["--version"])
+        && ok("mpicc", &["--showme:compile"])
+        && ok("sh", &["-c", "ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1"])
+}
+
+/// Installs Open MPI with apt (idempotent; as root, or with sudo when it is there).
+pub fn mpi() -> Result<()> {
+    if !mpi_installed() {
+        let root_user = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+        let apt = |args: &[&str]| {
+            let mut c = if root_user {
+                Command::new("apt-get")
+            } else {
+                let mut c = Command::new("sudo");
+                c.arg("apt-get");
+                c
+            };
+            c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+            c
+        };
+        run_cmd(apt(&["update"]))?;
+        let mut install = vec!["install", "-y", "--no-install-recommends"];
+        install.extend_from_slice(MPI_APT);
+        run_cmd(apt(&install))?;
+    }
+    let mut c = Command::new("mpirun");
+    c.arg("--version");
+    run_cmd(c)?;
+    eprintln!(
+        "Open MPI ready. Build with:\n  cargo build --release -p vldac --features mpi\nand launch with \
+         `mpirun -np K target/release/vldac train ...` (as root add --allow-run-as-root; more ranks than \
+         cores: --oversubscribe), or `cargo xtask train --ranks K ...`"
     );
     Ok(())
 }

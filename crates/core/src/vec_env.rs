@@ -45,6 +45,9 @@ pub struct VecEnv<E> {
     /// Environments `i` and `j` share episode seeds when `i / group == j / group` (LOOP's K
     /// rollouts of the same task).
     group: usize,
+    /// Global index of `envs[0]`: a data-parallel rank that steps environments `offset..` of a
+    /// larger run seeds them as that run does.
+    offset: usize,
     /// Seed of each environment's current episode.
     current: Vec<u64>,
     pool: rayon::ThreadPool,
@@ -63,7 +66,7 @@ impl<E: Environment> VecEnv<E> {
             .map_err(|e| VecEnvError::Threads { threads, reason: e.to_string() })?;
         let episodes = vec![0; envs.len()];
         let current = vec![0; envs.len()];
-        Ok(VecEnv { envs, episodes, root_seed, group: 1, current, pool, started: false })
+        Ok(VecEnv { envs, episodes, root_seed, group: 1, offset: 0, current, pool, started: false })
     }
 
     /// Makes consecutive groups of `size` environments play the same episodes (same reset seeds),
@@ -71,6 +74,18 @@ impl<E: Environment> VecEnv<E> {
     pub fn with_seed_groups(mut self, size: usize) -> Self {
         self.group = size.max(1);
         self
+    }
+
+    /// Makes `envs[i]` environment `offset + i` of a larger run (its episode seeds, seed groups
+    /// and error messages use the global index), for one data-parallel rank's share.
+    pub fn with_index_offset(mut self, offset: usize) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Global index of the first environment (see [`with_index_offset`](Self::with_index_offset)).
+    pub fn index_offset(&self) -> usize {
+        self.offset
     }
 
     /// The reset seed of each environment's current episode (a task key: equal seeds, same task).
@@ -109,7 +124,7 @@ impl<E: Environment> VecEnv<E> {
 
     /// Resets every environment into a fresh episode.
     pub fn reset(&mut self) -> Result<Vec<(Observation, Info)>, VecEnvError> {
-        let (root, group) = (self.root_seed, self.group);
+        let (root, group, offset) = (self.root_seed, self.group, self.offset);
         let envs = &mut self.envs;
         let episodes = &mut self.episodes;
         let current = &mut self.current;
@@ -120,7 +135,7 @@ impl<E: Environment> VecEnv<E> {
                 .zip(current.par_iter_mut())
                 .enumerate()
                 .map(|(i, ((env, ep), cur))| {
-                    *cur = episode_seed(root, i / group, *ep);
+                    *cur = episode_seed(root, (offset + i) / group, *ep);
                     let out = env.reset(Some(*cur));
                     *ep += 1;
                     out
@@ -131,7 +146,7 @@ impl<E: Environment> VecEnv<E> {
         results
             .into_iter()
             .enumerate()
-            .map(|(index, r)| r.map_err(|source| VecEnvError::Env { index, source }))
+            .map(|(i, r)| r.map_err(|source| VecEnvError::Env { index: offset + i, source }))
             .collect()
     }
 
@@ -144,7 +159,7 @@ impl<E: Environment> VecEnv<E> {
         if actions.len() != self.envs.len() {
             return Err(VecEnvError::ActionCount { expected: self.envs.len(), got: actions.len() });
         }
-        let (root, group) = (self.root_seed, self.group);
+        let (root, group, offset) = (self.root_seed, self.group, self.offset);
         let envs = &mut self.envs;
         let episodes = &mut self.episodes;
         let current = &mut self.current;
@@ -159,7 +174,7 @@ impl<E: Environment> VecEnv<E> {
                 .map(|(i, (((env, ep), cur), action))| {
                     let step = env.step(action)?;
                     if step.done() {
-                        *cur = episode_seed(root, i / group, *ep);
+                        *cur = episode_seed(root, (offset + i) / group, *ep);
                         let (obs, _reset_info) = env.reset(Some(*cur))?;
                         *ep += 1;
                         Ok((obs, step.reward, step.terminated, step.truncated, step.info, Some(step.obs)))
@@ -178,8 +193,9 @@ impl<E: Environment> VecEnv<E> {
             infos: Vec::with_capacity(n),
             final_obs: Vec::with_capacity(n),
         };
-        for (index, r) in results.into_iter().enumerate() {
-            let (obs, reward, term, trunc, info, fin) = r.map_err(|source| VecEnvError::Env { index, source })?;
+        for (i, r) in results.into_iter().enumerate() {
+            let (obs, reward, term, trunc, info, fin) =
+                r.map_err(|source| VecEnvError::Env { index: self.offset + i, source })?;
             out.obs.push(obs);
             out.rewards.push(reward);
             out.terminated.push(term);

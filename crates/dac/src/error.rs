@@ -11,6 +11,9 @@ pub enum DacError {
     Policy(#[from] PolicyError),
     #[error("loss: {0}")]
     Loss(String),
+    /// A data-parallel reduction failed (see [`GradSync`](crate::update::GradSync)).
+    #[error("collective: {0}")]
+    Collective(String),
 }
 
 /// Errors a [`TextPolicy`](crate::TextPolicy) implementation reports.

@@ -116,14 +116,33 @@ impl<M: Module> Learner<M> {
         self.pending += 1;
     }
 
+    /// Counts a micro-batch that contributed no gradient here (a data-parallel rank whose slice
+    /// of it was empty), so every rank averages over the same number of micro-batches.
+    pub fn accumulate_nothing(&mut self) {
+        self.pending += 1;
+    }
+
     /// Takes the pending gradients: their mean over the accumulated micro-batches, with the
     /// global norm clipped. Returns them with the norm before clipping, or `None` if nothing was
     /// pending.
     pub fn take_grads(&mut self, module: &M) -> Option<(GradientsParams, f64)> {
+        self.take_grads_with(module, &mut crate::update::Alone).ok().flatten()
+    }
+
+    /// [`take_grads`](Self::take_grads) with the pending sum first reduced across processes by
+    /// `sync` (the sum over ranks of their slices' gradients is the one-process gradient).
+    pub fn take_grads_with(
+        &mut self,
+        module: &M,
+        sync: &mut dyn crate::update::GradSync,
+    ) -> Result<Option<(GradientsParams, f64)>, crate::error::DacError> {
         if self.pending == 0 {
-            return None;
+            return Ok(None);
         }
         let mut grads = self.accumulator.grads();
+        if sync.size() > 1 {
+            crate::update::all_reduce_grads(module, &mut grads, sync)?;
+        }
         scale_grads(module, &mut grads, 1.0 / self.pending as f32);
         let norm = global_grad_norm(module, &grads);
         if let Some(max) = self.max_grad_norm {
@@ -134,16 +153,28 @@ impl<M: Module> Learner<M> {
             }
         }
         self.pending = 0;
-        Some((grads, norm))
+        Ok(Some((grads, norm)))
     }
 
     /// Averages the pending gradients, clips their global norm, and steps. Returns the norm before
     /// clipping, or `None` if nothing was pending.
     pub fn step(&mut self, module: &mut M, lr: f64) -> Option<f64> {
-        let (grads, norm) = self.take_grads(module)?;
+        self.step_with(module, lr, &mut crate::update::Alone).ok().flatten()
+    }
+
+    /// [`step`](Self::step) on the gradients summed across processes by `sync`.
+    pub fn step_with(
+        &mut self,
+        module: &mut M,
+        lr: f64,
+        sync: &mut dyn crate::update::GradSync,
+    ) -> Result<Option<f64>, crate::error::DacError> {
+        let Some((grads, norm)) = self.take_grads_with(module, sync)? else {
+            return Ok(None);
+        };
         *module = self.optimizer.step(lr, module.clone(), grads);
         self.steps += 1;
-        Some(norm)
+        Ok(Some(norm))
     }
 }
 

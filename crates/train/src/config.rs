@@ -25,6 +25,9 @@ fn default_one() -> usize {
 fn default_nonfinite() -> usize {
     5
 }
+fn default_replica_check() -> usize {
+    10
+}
 fn default_out() -> PathBuf {
     PathBuf::from("runs")
 }
@@ -60,6 +63,10 @@ pub struct RunConfig {
     /// present, else `cpu`), `cpu`, `cuda[:N]`, `tch-cpu`, `tch-cuda[:N]` (`vldac train --device`).
     #[serde(default)]
     pub device: DeviceChoice,
+    /// Data-parallel runs (`mpirun -np K`): compare a checksum of the trainable parameters
+    /// across ranks every this many iterations (a mismatch stops the run); 0 = never.
+    #[serde(default = "default_replica_check")]
+    pub replica_check_every: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

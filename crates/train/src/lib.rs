@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod dist;
 pub mod grammar;
 pub mod metrics;
 pub mod overrides;

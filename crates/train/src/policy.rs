@@ -38,6 +38,10 @@ pub struct VlmPolicy {
     pub stop_tokens: Vec<u32>,
     #[module(skip)]
     pub tokenizer: ReplyTokenizer,
+    /// Global index of the first row this process samples for (a data-parallel rank's first
+    /// environment; 0 alone), so row `r` draws the stream of environment `row_offset + r`.
+    #[module(skip)]
+    pub row_offset: usize,
 }
 
 /// The tokenizer the policy decodes replies with (a newtype so the module can derive `Debug`).
@@ -67,9 +71,17 @@ impl DecodeRules for GrammarRules<'_> {
     }
 }
 
-/// Row `r`'s sampling stream (as in earlier releases, so seeded runs reproduce).
+/// Row `r`'s sampling stream (as in earlier releases, so seeded runs reproduce), for the
+/// environment `ROW_OFFSET + r`.
 fn row_seed(seed: u64, r: usize) -> u64 {
-    vldac_core::seed::mix64(seed ^ r as u64)
+    let global = ROW_OFFSET.with(|o| o.get()) + r;
+    vldac_core::seed::mix64(seed ^ global as u64)
+}
+
+thread_local! {
+    /// [`VlmPolicy::row_offset`] of the `act` call in progress on this thread (`DecodeOptions`
+    /// takes a plain `fn` for the row seed).
+    static ROW_OFFSET: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl VlmPolicy {
@@ -137,8 +149,10 @@ impl TextPolicy for VlmPolicy {
         };
         let rules = self.rules();
         let opts = DecodeOptions { rules: &*rules, logprob_temperature: score.logit_temperature, row_seed };
-        let g =
-            generate_with(&self.model, &Self::prompts(obs), &gen_cfg, self.pad_id, true, &opts).map_err(model_err)?;
+        ROW_OFFSET.with(|o| o.set(self.row_offset));
+        let g = generate_with(&self.model, &Self::prompts(obs), &gen_cfg, self.pad_id, true, &opts);
+        ROW_OFFSET.with(|o| o.set(0));
+        let g = g.map_err(model_err)?;
         let values: Vec<f32> =
             self.value_head.forward(g.last_prompt_hidden, true).into_data().try_to_vec::<f32>().map_err(model_err)?;
         let (mut tokens, mut log_probs) = (g.tokens, g.logprobs);

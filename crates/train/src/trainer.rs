@@ -10,8 +10,18 @@
 //!    observation is valued for bootstrapping;
 //! 3. close the buffer with `V` of the current observations and run `Dac::update`;
 //! 4. write metrics (JSONL + TensorBoard) and, every `checkpoint_every` iterations, a checkpoint.
+//!
+//! Data-parallel (`mpirun -np K`, see [`crate::dist`]): `rollout.num_envs` stays the global
+//! count; rank `r` builds and steps environments [`dist::share`]`(n, K, r)` with their global
+//! indices (so their episode seeds and sampling streams are the one-process run's). After every
+//! env step the ranks all-gather their step records, so each holds the global buffer; advantages
+//! and their normalisation are computed on it identically everywhere, the update walks one global
+//! shuffle with each rank evaluating its rows of every micro-batch, and the gradients are summed
+//! across ranks before each optimiser step (`Dac::update_with`). Rank 0 alone writes.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -32,6 +42,7 @@ use vldac_vlm::{ChatMessage, ImageProcessor, Placement, Prompt, Qwen2Vl, Qwen2Vl
 
 use crate::checkpoint::{Checkpoints, read_file};
 use crate::config::{ModelSource, TrainConfig};
+use crate::dist::{self, Collective, Single, Wire, WireReader};
 use crate::grammar::{ActionGrammar, REPLY_PREFIX};
 use crate::metrics::{MetricsWriter, Scalars};
 use crate::policy::{PolicyObs, VlmPolicy};
@@ -105,6 +116,10 @@ pub struct Trainer {
     state: TrainState,
     run_dir: PathBuf,
     checkpoints: Checkpoints,
+    /// The run's processes ([`Single`] alone).
+    comm: Rc<dyn Collective>,
+    /// This rank's environments among the global `rollout.num_envs`.
+    local: Range<usize>,
 }
 
 fn model_seed(root: u64) -> u64 {
@@ -115,6 +130,12 @@ impl Trainer {
     /// Builds everything from a config; with `resume`, continues from the run directory's newest
     /// checkpoint.
     pub fn new(cfg: TrainConfig, make_env: &EnvFactory, resume: bool) -> Result<Self> {
+        Self::new_in(cfg, make_env, resume, Rc::new(Single))
+    }
+
+    /// [`new`](Self::new) as one rank of the data-parallel run `comm` (every rank calls it with
+    /// the same config).
+    pub fn new_in(cfg: TrainConfig, make_env: &EnvFactory, resume: bool, comm: Rc<dyn Collective>) -> Result<Self> {
         // The device comes first: a device this binary cannot use fails before anything is built
         // or written. Rollouts run on `placement.device`, updates on its autodiff twin.
         let placement = vldac_vlm::device::resolve(cfg.run.device, cfg.model.dtype, launcher_local_rank())
@@ -123,8 +144,12 @@ impl Trainer {
         dev.seed(model_seed(cfg.run.seed));
         let dtype = placement.dtype();
         let n = cfg.dac.rollout.num_envs;
-        let mut envs: Vec<Env> = Vec::with_capacity(n);
-        for _ in 0..n {
+        if n < comm.size() {
+            bail!("rollout.num_envs = {n} is fewer than the {} ranks: every rank needs an environment", comm.size());
+        }
+        let local = dist::share(n, comm.size(), comm.rank());
+        let mut envs: Vec<Env> = Vec::with_capacity(local.len());
+        for _ in local.clone() {
             let base = make_env(&cfg.env.id)?;
             let limit = cfg.env.max_episode_steps.or(base.spec().max_episode_steps).unwrap_or(128);
             let history = cfg.env.image_history.unwrap_or(base.spec().max_image_obs_len);
@@ -132,7 +157,9 @@ impl Trainer {
         }
         let space = envs[0].spec().action_space.clone();
         let group = if cfg.dac.algo.algorithm == vldac_dac::Algorithm::Loop { cfg.dac.algo.loop_group_size } else { 1 };
-        let venv = VecEnv::new(envs, cfg.run.seed, cfg.run.env_threads)?.with_seed_groups(group);
+        let venv = VecEnv::new(envs, cfg.run.seed, cfg.run.env_threads)?
+            .with_seed_groups(group)
+            .with_index_offset(local.start);
 
         let (model, tokenizer, processor) = match &cfg.model.source().map_err(anyhow::Error::msg)? {
             ModelSource::Tiny { hidden_size, num_layers } => {
@@ -190,6 +217,7 @@ impl Trainer {
             grammar,
             stop_tokens,
             tokenizer: crate::policy::ReplyTokenizer(tokenizer.clone()),
+            row_offset: local.start,
         };
         let prompter = Prompter { tokenizer, processor, merge_size: 2, suffix, style: cfg.env.prompt_style };
         let dac = Dac::new(cfg.dac.clone(), cfg.run.seed)?;
@@ -203,11 +231,24 @@ impl Trainer {
             invalid: InvalidActionCounter::default(),
             env_steps: 0,
         };
-        let mut me =
-            Trainer { cfg, placement, policy, dac, venv, prompter, space, storage, state, run_dir, checkpoints };
+        let mut me = Trainer {
+            cfg,
+            placement,
+            policy,
+            dac,
+            venv,
+            prompter,
+            space,
+            storage,
+            state,
+            run_dir,
+            checkpoints,
+            comm,
+            local,
+        };
         if resume {
             me.restore()?;
-        } else if me.checkpoints.latest()?.is_some() {
+        } else if me.comm.rank() == 0 && me.checkpoints.latest()?.is_some() {
             bail!(
                 "{} already has checkpoints: pass --resume to continue it, or choose another run.name",
                 me.run_dir.display()
@@ -217,25 +258,51 @@ impl Trainer {
     }
 
     fn restore(&mut self) -> Result<()> {
-        let Some((it, dir)) = self.checkpoints.latest()? else {
-            bail!("--resume: no checkpoint in {}", self.checkpoints.root().display());
-        };
-        let state: TrainState = serde_json::from_slice(&read_file(&dir, "state.json").map_err(anyhow::Error::msg)?)
-            .with_context(|| format!("{}/state.json", dir.display()))?;
-        let bytes = read_file(&dir, "policy.bpk").map_err(anyhow::Error::msg)?;
+        // Rank 0 reads the checkpoint (only it writes them) and sends it to the others.
+        let (mut state_bytes, mut bytes, mut optim) = (Vec::new(), Vec::new(), Vec::new());
+        let mut found = self.checkpoints.root().display().to_string().into_bytes();
+        if self.comm.rank() == 0 {
+            let Some((_, dir)) = self.checkpoints.latest()? else {
+                bail!("--resume: no checkpoint in {}", self.checkpoints.root().display());
+            };
+            state_bytes = read_file(&dir, "state.json").map_err(anyhow::Error::msg)?;
+            bytes = read_file(&dir, "policy.bpk").map_err(anyhow::Error::msg)?;
+            optim = read_file(&dir, "optimizer.bpk").map_err(anyhow::Error::msg)?;
+            found = dir.display().to_string().into_bytes();
+        }
+        for buf in [&mut found, &mut state_bytes, &mut bytes, &mut optim] {
+            self.comm.broadcast_bytes(0, buf)?;
+        }
+        let dir = PathBuf::from(String::from_utf8_lossy(&found).into_owned());
+        let state: TrainState =
+            serde_json::from_slice(&state_bytes).with_context(|| format!("{}/state.json", dir.display()))?;
+        let it = state.iteration;
+        if state.episode_counters.len() != self.cfg.dac.rollout.num_envs {
+            bail!(
+                "{}/state.json has {} environments, the config rollout.num_envs = {}",
+                dir.display(),
+                state.episode_counters.len(),
+                self.cfg.dac.rollout.num_envs
+            );
+        }
         let record = burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
             .map_err(|e| anyhow::anyhow!("{}/policy.bpk: {e}", dir.display()))?;
         self.policy = self.policy.clone().load_record(record);
-        self.dac.load_optimizer_bytes(read_file(&dir, "optimizer.bpk").map_err(anyhow::Error::msg)?)?;
+        self.dac.load_optimizer_bytes(optim)?;
         self.dac.set_iteration(state.iteration as usize);
-        self.venv.set_episode_counters(&state.episode_counters);
+        self.venv.set_episode_counters(&state.episode_counters[self.local.clone()]);
         tracing::info!("resumed {} at iteration {it}", self.run_dir.display());
         self.state = state;
         Ok(())
     }
 
-    fn save_checkpoint(&mut self) -> Result<PathBuf> {
-        self.state.episode_counters = self.venv.episode_counters().to_vec();
+    /// Writes a checkpoint (rank 0; the others only contribute their episode counters).
+    fn save_checkpoint(&mut self) -> Result<Option<PathBuf>> {
+        self.state.episode_counters =
+            self.gather(self.venv.episode_counters().to_vec(), |w, &c| w.u64(c), |r| r.u64())?;
+        if self.comm.rank() != 0 {
+            return Ok(None);
+        }
         let policy = self
             .policy
             .clone()
@@ -249,7 +316,52 @@ impl Trainer {
             ("state.json", serde_json::to_vec_pretty(&self.state)?),
             ("config.toml", self.cfg.to_toml().into_bytes()),
         ];
-        Ok(self.checkpoints.save(self.state.iteration, &files)?)
+        Ok(Some(self.checkpoints.save(self.state.iteration, &files)?))
+    }
+
+    /// The run's processes.
+    pub fn collective(&self) -> &dyn Collective {
+        &*self.comm
+    }
+
+    /// Concatenates every rank's `mine` in rank order (rank order is environment order); alone,
+    /// a copy.
+    fn gather<T>(
+        &self,
+        mine: Vec<T>,
+        put: impl Fn(&mut Wire, &T),
+        get: impl Fn(&mut WireReader) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        if self.comm.size() == 1 {
+            return Ok(mine);
+        }
+        let mut w = Wire::default();
+        w.u64(mine.len() as u64);
+        for x in &mine {
+            put(&mut w, x);
+        }
+        let mut out = Vec::new();
+        for (rank, buf) in self.comm.all_gather_bytes(&w.buf)?.iter().enumerate() {
+            let mut r = WireReader::new(buf, format!("data from rank {rank}"));
+            let len = r.u64()?;
+            for _ in 0..len {
+                out.push(get(&mut r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Compares a checksum of the trainable parameters across ranks; a mismatch is an error.
+    fn check_replicas(&self, it: u64) -> Result<()> {
+        let mine = crate::dist::param_checksum(&self.policy);
+        let all = self.gather(vec![mine], |w, &c| w.u64(c), |r| r.u64())?;
+        if let Some((rank, c)) = all.iter().enumerate().find(|(_, c)| **c != all[0]) {
+            bail!(
+                "replicas diverged after iteration {it}: rank {rank} has parameter checksum {c:#018x}, rank 0 {:#018x}",
+                all[0]
+            );
+        }
+        Ok(())
     }
 
     pub fn run_dir(&self) -> &Path {
@@ -265,6 +377,11 @@ impl Trainer {
         &self.policy
     }
 
+    /// This rank's environments (all of them alone).
+    pub fn local_envs(&self) -> Range<usize> {
+        self.local.clone()
+    }
+
     fn prompts(&self, obs: &[Observation]) -> Result<Vec<PolicyObs>> {
         let version = self.cfg.env.prompt_version;
         obs.iter().zip(self.venv.envs()).map(|(o, env)| self.prompter.build(env, o, version)).collect()
@@ -273,10 +390,16 @@ impl Trainer {
     /// Runs the remaining iterations. `on_iteration` sees each iteration's metrics.
     pub fn train(&mut self, mut on_iteration: impl FnMut(u64, &Scalars)) -> Result<RunSummary> {
         let start = Instant::now();
-        std::fs::create_dir_all(&self.run_dir).with_context(|| format!("creating {}", self.run_dir.display()))?;
-        std::fs::write(self.run_dir.join("config.toml"), self.cfg.to_toml())?;
-        let mut metrics = MetricsWriter::open(&self.run_dir, Some(self.state.iteration))
-            .with_context(|| format!("opening metrics in {}", self.run_dir.display()))?;
+        let lead = self.comm.rank() == 0;
+        let mut metrics = None;
+        if lead {
+            std::fs::create_dir_all(&self.run_dir).with_context(|| format!("creating {}", self.run_dir.display()))?;
+            std::fs::write(self.run_dir.join("config.toml"), self.cfg.to_toml())?;
+            metrics = Some(
+                MetricsWriter::open(&self.run_dir, Some(self.state.iteration))
+                    .with_context(|| format!("opening metrics in {}", self.run_dir.display()))?,
+            );
+        }
         let mut summary =
             RunSummary { run_dir: self.run_dir.clone(), iterations: 0, success: vec![], returns: vec![], wall_s: 0.0 };
         let mut obs: Vec<Observation> = Vec::new();
@@ -291,11 +414,17 @@ impl Trainer {
             obs = next_obs;
             let mut scalars = scalars;
             scalars.insert("time/iteration_s".into(), t0.elapsed().as_secs_f64());
-            metrics.write(it, &scalars)?;
+            if let Some(m) = metrics.as_mut() {
+                m.write(it, &scalars)?;
+            }
             summary.success.push(scalars.get("episode/success").copied().unwrap_or(f64::NAN));
             summary.returns.push(scalars.get("episode/return").copied().unwrap_or(f64::NAN));
             on_iteration(it, &scalars);
             self.state.iteration += 1;
+            let every = self.cfg.run.replica_check_every;
+            if self.comm.size() > 1 && every > 0 && self.state.iteration.is_multiple_of(every as u64) {
+                self.check_replicas(it)?;
+            }
             let nonfinite = scalars.get("update/all_skipped").copied().unwrap_or(0.0) > 0.0;
             self.state.nonfinite_streak = if nonfinite { self.state.nonfinite_streak + 1 } else { 0 };
             let last = self.state.iteration as usize == self.cfg.run.iterations;
@@ -315,6 +444,9 @@ impl Trainer {
         }
         summary.iterations = self.state.iteration;
         summary.wall_s = start.elapsed().as_secs_f64();
+        if !lead {
+            return Ok(summary);
+        }
         // The trained LoRA adapters in PEFT's format (loadable by HF peft and `vldac eval run --adapter`).
         let base = match &self.cfg.model.source {
             crate::config::SourceKind::Dir => {
@@ -328,9 +460,11 @@ impl Trainer {
         Ok(summary)
     }
 
-    /// Collects one buffer and updates. Returns the metrics and the observations to act on next.
+    /// Collects one buffer and updates. Returns the metrics and the observations to act on next
+    /// (of this rank's environments).
     fn iteration(&mut self, it: u64, mut obs: Vec<Observation>) -> Result<(Scalars, Vec<Observation>)> {
-        let n = self.venv.len();
+        let n = self.cfg.dac.rollout.num_envs;
+        let local = self.venv.len();
         let steps = self.cfg.dac.rollout.num_steps;
         let score = self.dac.score_config();
         let mut episodes: Vec<EpisodeRecord> = Vec::new();
@@ -353,21 +487,25 @@ impl Trainer {
                     .map(|g| if self.dac.needs_reference() { vec![0.0; g.tokens.len()] } else { vec![] })
                     .collect()
             };
+            // Replies are decoded in global environment order with one stream (an invalid reply
+            // may draw a random action), so every rank decodes all of them and keeps its own.
+            let my_texts: Vec<String> = gens.iter().map(|g| g.text.clone()).collect();
+            let texts = self.gather(my_texts, |w, x| w.bytes(x.as_bytes()), |r| Ok(String::from_utf8(r.bytes()?)?))?;
             let mut rng = ChaCha8Rng::seed_from_u64(step_seed);
             let mut actions = Vec::with_capacity(n);
             let mut penalties = Vec::with_capacity(n);
-            for g in &gens {
-                let d = decode_action(&g.text, &self.space, &self.cfg.env.invalid_action, &mut rng);
+            for text in &texts {
+                let d = decode_action(text, &self.space, &self.cfg.env.invalid_action, &mut rng);
                 invalid.record(&d);
                 penalties.push(if d.is_valid() { 0.0 } else { self.cfg.env.invalid_action.reward_offset() });
                 actions.push(d.action);
-                tokens_generated += g.tokens.len();
             }
+            tokens_generated += gens.iter().map(|g| g.tokens.len()).sum::<usize>();
             let seeds = self.venv.current_seeds().to_vec();
-            let vstep = self.venv.step(&actions)?;
+            let vstep = self.venv.step(&actions[self.local.clone()])?;
             // Bootstrap values of truncated episodes, from their final (pre-reset) observation.
-            let mut final_values = vec![None; n];
-            let trunc: Vec<usize> = (0..n).filter(|&i| vstep.truncated[i] && !vstep.terminated[i]).collect();
+            let mut final_values = vec![None; local];
+            let trunc: Vec<usize> = (0..local).filter(|&i| vstep.truncated[i] && !vstep.terminated[i]).collect();
             if !trunc.is_empty() {
                 let mut fin = Vec::with_capacity(trunc.len());
                 for &i in &trunc {
@@ -379,10 +517,11 @@ impl Trainer {
                     final_values[trunc[k]] = Some(v);
                 }
             }
-            let mut records = Vec::with_capacity(n);
+            let mut records = Vec::with_capacity(local);
+            let mut my_episodes = Vec::new();
             for (i, (g, lp_ref)) in gens.into_iter().zip(ref_lp).enumerate() {
                 if let Some(rec) = EpisodeRecord::from_info(&vstep.infos[i]) {
-                    episodes.push(rec);
+                    my_episodes.push(rec);
                 }
                 records.push(StepRecord {
                     obs: prompts[i].clone(),
@@ -391,29 +530,41 @@ impl Trainer {
                     ref_log_probs: lp_ref,
                     action_start: g.action_start,
                     value: g.value,
-                    reward: (vstep.rewards[i] + penalties[i]) as f32,
+                    reward: (vstep.rewards[i] + penalties[self.local.start + i]) as f32,
                     terminated: vstep.terminated[i],
                     truncated: vstep.truncated[i],
                     final_value: final_values[i],
                     task: seeds[i],
                 });
             }
-            self.storage.insert(records)?;
+            // Every rank stores the global step (its own records and the others'), in env order.
+            episodes.extend(self.gather(my_episodes, put_episode, get_episode)?);
+            self.storage.insert(self.gather(records, put_record, get_record)?)?;
             self.state.env_steps += n as u64;
             obs = vstep.obs;
         }
         let rollout_s = t_roll.elapsed().as_secs_f64();
         let prompts = self.prompts(&obs)?;
         let refs: Vec<&PolicyObs> = prompts.iter().collect();
-        self.storage.finish(infer.values(&refs)?)?;
+        let next_values = self.gather(infer.values(&refs)?, |w, &v| w.f64(v as f64), |r| Ok(r.f64()? as f32))?;
+        self.storage.finish(next_values)?;
         drop(infer);
         let values: Vec<f64> = self.storage.records().iter().map(|r| r.value as f64).collect();
         let t_upd = Instant::now();
-        let stats = self.dac.update(&mut self.policy, &mut self.storage)?;
+        let stats = if self.comm.size() == 1 {
+            self.dac.update(&mut self.policy, &mut self.storage)?
+        } else {
+            self.dac.update_with(&mut self.policy, &mut self.storage, &mut dist::RankSync(&*self.comm))?
+        };
         let update_s = t_upd.elapsed().as_secs_f64();
         self.storage.after_update();
         self.state.invalid.total += invalid.total;
         self.state.invalid.invalid += invalid.invalid;
+        if self.comm.size() > 1 {
+            let mut t = [tokens_generated as f64];
+            self.comm.all_reduce_sum_f64(&mut t)?;
+            tokens_generated = t[0] as usize;
+        }
         Ok((self.scalars(&episodes, &invalid, &stats, &values, rollout_s, update_s, tokens_generated), obs))
     }
 
@@ -434,7 +585,7 @@ impl Trainer {
         let succ: Vec<f64> = episodes.iter().map(|e| f64::from(u8::from(e.success))).collect();
         let vmean = mean(values);
         let vstd = (values.iter().map(|v| (v - vmean).powi(2)).sum::<f64>() / values.len().max(1) as f64).sqrt();
-        let env_steps = (self.venv.len() * self.cfg.dac.rollout.num_steps) as f64;
+        let env_steps = (self.cfg.dac.rollout.num_envs * self.cfg.dac.rollout.num_steps) as f64;
         let mut s = Scalars::new();
         for (k, v) in [
             ("episode/return", mean(&rets)),
@@ -465,4 +616,88 @@ impl Trainer {
         }
         s
     }
+}
+
+fn put_episode(w: &mut Wire, e: &EpisodeRecord) {
+    w.f64(e.r);
+    w.u64(e.l as u64);
+    w.u64(u64::from(e.success) | u64::from(e.truncated) << 1);
+}
+
+fn get_episode(r: &mut WireReader) -> Result<EpisodeRecord> {
+    let (ret, l, flags) = (r.f64()?, r.u64()? as usize, r.u64()?);
+    Ok(EpisodeRecord { r: ret, l, success: flags & 1 != 0, truncated: flags & 2 != 0 })
+}
+
+fn put_opt(w: &mut Wire, x: Option<u64>) {
+    w.u64(u64::from(x.is_some()));
+    w.u64(x.unwrap_or(0));
+}
+
+fn get_opt(r: &mut WireReader) -> Result<Option<u64>> {
+    let (some, x) = (r.u64()?, r.u64()?);
+    Ok((some != 0).then_some(x))
+}
+
+/// A step record on the wire (its prompt ids and pixels included: every rank holds the global
+/// buffer to evaluate any row of the global shuffle).
+fn put_record(w: &mut Wire, rec: &StepRecord<PolicyObs>) {
+    let p = &rec.obs.prompt;
+    w.u32s(&p.ids);
+    put_opt(w, p.pixels.as_ref().map(|_| 0));
+    if let Some(px) = &p.pixels {
+        w.f32s(&px.data);
+        w.u64(px.patch_dim as u64);
+        w.u64(px.grids.len() as u64);
+        for g in &px.grids {
+            g.iter().for_each(|&x| w.u64(x as u64));
+        }
+    }
+    w.u32s(&rec.tokens);
+    w.f32s(&rec.log_probs);
+    w.f32s(&rec.ref_log_probs);
+    put_opt(w, rec.action_start.map(|x| x as u64));
+    w.f32s(&[rec.value, rec.reward]);
+    w.u64(u64::from(rec.terminated) | u64::from(rec.truncated) << 1);
+    put_opt(w, rec.final_value.map(|v| v.to_bits() as u64));
+    w.u64(rec.task);
+}
+
+fn get_record(r: &mut WireReader) -> Result<StepRecord<PolicyObs>> {
+    let ids = r.u32s()?;
+    let pixels = match get_opt(r)? {
+        None => None,
+        Some(_) => {
+            let data = r.f32s()?;
+            let patch_dim = r.u64()? as usize;
+            let n = r.u64()? as usize;
+            let mut grids = Vec::with_capacity(n.min(1024));
+            for _ in 0..n {
+                grids.push([r.u64()? as usize, r.u64()? as usize, r.u64()? as usize]);
+            }
+            Some(vldac_vlm::PixelValues { data, patch_dim, grids })
+        }
+    };
+    let tokens = r.u32s()?;
+    let log_probs = r.f32s()?;
+    let ref_log_probs = r.f32s()?;
+    let action_start = get_opt(r)?.map(|x| x as usize);
+    let vr = r.f32s()?;
+    let [value, reward] = vr[..] else { bail!("a step record with {} value/reward entries", vr.len()) };
+    let flags = r.u64()?;
+    let final_value = get_opt(r)?.map(|b| f32::from_bits(b as u32));
+    let task = r.u64()?;
+    Ok(StepRecord {
+        obs: PolicyObs { prompt: Prompt { ids, pixels } },
+        tokens,
+        log_probs,
+        ref_log_probs,
+        action_start,
+        value,
+        reward,
+        terminated: flags & 1 != 0,
+        truncated: flags & 2 != 0,
+        final_value,
+        task,
+    })
 }

@@ -95,9 +95,7 @@ fn run() -> Result<()> {
             println!("{out}");
         }
         Command::Env { command } => env_cmd::run(command)?,
-        Command::Train(args) => {
-            train_cmd::train(&args, "train")?;
-        }
+        Command::Train(args) => train_cmd::train_launched(&args)?,
         Command::Plot { runs, out } => {
             if runs.is_empty() {
                 anyhow::bail!("vldac plot: give at least one run directory");

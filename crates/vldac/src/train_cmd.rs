@@ -3,10 +3,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::rc::Rc;
+
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use vldac_train::config::TrainConfig;
+use vldac_train::dist::{Collective, Single};
 use vldac_train::metrics::read_jsonl;
 use vldac_train::plot::{Panel, Series, write_png};
 use vldac_train::trainer::Trainer;
@@ -78,11 +81,39 @@ fn load_config(config: Option<&Path>, sets: &[String], placement: &PlacementArgs
 
 /// Trains one run; returns its directory and per-iteration success.
 pub fn train(args: &TrainArgs, label: &str) -> Result<(PathBuf, Vec<f64>)> {
+    train_in(args, label, Rc::new(Single))
+}
+
+/// `vldac train`: one process, or one rank of `mpirun -np K vldac train ...` (see
+/// `vldac_train::dist`). An error on any rank ends every rank (MPI_Abort) with a message naming
+/// the rank.
+pub fn train_launched(args: &TrainArgs) -> Result<()> {
+    let comm: Rc<dyn Collective> = Rc::from(vldac_train::dist::init()?);
+    let label = if comm.size() > 1 { format!("train[rank {}/{}]", comm.rank(), comm.size()) } else { "train".into() };
+    if let Err(e) = train_in(args, &label, comm.clone()) {
+        if comm.size() > 1 {
+            eprintln!("error: rank {} of {} failed, ending every rank: {e:#}", comm.rank(), comm.size());
+            comm.abort(1);
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// [`train`] as one rank of `comm`.
+pub fn train_in(args: &TrainArgs, label: &str, comm: Rc<dyn Collective>) -> Result<(PathBuf, Vec<f64>)> {
     let cfg = load_config(args.config.as_deref(), &args.sets, &args.placement)?;
     let total = cfg.run.iterations as u64;
-    let show = cfg.run.progress;
-    let mut trainer = Trainer::new(cfg, &|id: &str| env_cmd::make(id), args.resume)?;
-    eprintln!("{label}: training on {} into {}", trainer.placement(), trainer.run_dir().display());
+    let show = cfg.run.progress && comm.rank() == 0;
+    let mut trainer = Trainer::new_in(cfg, &|id: &str| env_cmd::make(id), args.resume, comm)?;
+    let envs = trainer.local_envs();
+    eprintln!(
+        "{label}: training on {} (environments {}..{}) into {}",
+        trainer.placement(),
+        envs.start,
+        envs.end,
+        trainer.run_dir().display()
+    );
     let bar = if show { ProgressBar::new(total) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} it, ETA {eta} | {msg}")
@@ -177,6 +208,11 @@ pub struct CompareArgs {
 
 /// `vldac compare`: VL-DAC, RL4VLM and LOOP on the same env and seeds; a table and a plot.
 pub fn compare(args: &CompareArgs) -> Result<()> {
+    if let Some(k) = vldac_train::dist::launcher_size().filter(|&k| k > 1) {
+        anyhow::bail!(
+            "vldac compare runs as one process, not {k} MPI ranks: launch `vldac train` under mpirun instead"
+        );
+    }
     let mut rows: BTreeMap<String, Vec<(u64, f64, f64)>> = BTreeMap::new();
     let mut runs = Vec::new();
     for algo in &args.algos {
