@@ -86,7 +86,8 @@ fn generation_and_preprocessor_files_of_every_version() {
 }
 
 /// (dir, hidden, layers, heads, kv heads, vocab, tied, eos)
-const HUB: [(&str, usize, usize, usize, usize, usize, bool, u32); 6] = [
+type HubRow = (&'static str, usize, usize, usize, usize, usize, bool, u32);
+const HUB: [HubRow; 6] = [
     ("Qwen2-VL-2B-Instruct", 1536, 28, 12, 2, 151936, true, 151645),
     ("Qwen2-VL-2B", 1536, 28, 12, 2, 151936, true, 151643),
     ("Qwen2-VL-7B-Instruct", 3584, 28, 28, 4, 152064, false, 151645),
