@@ -31,6 +31,34 @@ impl ValueHeadConfig {
         let layers = dims.windows(2).map(|w| LinearConfig::new(w[0], w[1]).init(device)).collect();
         ValueHead { layers }
     }
+
+    /// Like [`Self::init`], with torch's `nn.Linear` initialisation (weights and biases uniform
+    /// in ±1/sqrt(fan_in), as the official head) drawn on the host from `seed`: the same head on
+    /// every backend, whose own random generators differ.
+    pub fn init_seeded(&self, device: &Device, seed: u64) -> ValueHead {
+        use burn::module::Param;
+        use burn::tensor::{DType, TensorData};
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut dims = vec![self.d_input];
+        dims.extend(&self.hidden);
+        dims.push(1);
+        let mut uniform =
+            |n: usize, bound: f64| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound) as f32).collect() };
+        let layers = dims
+            .windows(2)
+            .map(|w| {
+                let bound = 1.0 / (w[0] as f64).sqrt();
+                let weight = TensorData::new(uniform(w[0] * w[1], bound), [w[0], w[1]]);
+                let bias = TensorData::new(uniform(w[1], bound), [w[1]]);
+                Linear {
+                    weight: Param::from_tensor(Tensor::<2>::from_data(weight, (device, DType::F32))),
+                    bias: Some(Param::from_tensor(Tensor::<1>::from_data(bias, (device, DType::F32)))),
+                }
+            })
+            .collect();
+        ValueHead { layers }
+    }
 }
 
 impl ValueHead {

@@ -38,7 +38,9 @@ use vldac_core::{
 };
 use vldac_dac::{Dac, RolloutStorage, StepRecord, TextPolicy, UpdateStats, ValueHeadConfig};
 use vldac_vlm::device::launcher_local_rank;
-use vldac_vlm::{ChatMessage, ImageProcessor, Placement, Prompt, Qwen2Vl, Qwen2VlConfig, Qwen2VlTokenizer, apply_lora};
+use vldac_vlm::{
+    ChatMessage, ImageProcessor, Placement, Prompt, Qwen2Vl, Qwen2VlConfig, Qwen2VlTokenizer, apply_lora_seeded,
+};
 
 use crate::checkpoint::{Checkpoints, read_file};
 use crate::config::{ModelSource, TrainConfig};
@@ -188,8 +190,13 @@ impl Trainer {
         };
         let processor = ImageProcessor { max_pixels: cfg.model.max_pixels, min_pixels: 56 * 56, ..processor };
         let hidden = model.config.text.hidden_size;
-        let model = apply_lora(model, &cfg.model.lora).map_err(|e| anyhow::anyhow!("model.lora: {e}"))?;
-        let value_head = ValueHeadConfig::new(hidden).with_hidden(cfg.model.value_head.clone()).init(&dev);
+        // Adapters and the value head are drawn on the host from the run's seed: the same
+        // initial policy on every device.
+        let model = apply_lora_seeded(model, &cfg.model.lora, model_seed(cfg.run.seed) ^ 0x4C6F_5241)
+            .map_err(|e| anyhow::anyhow!("model.lora: {e}"))?;
+        let value_head = ValueHeadConfig::new(hidden)
+            .with_hidden(cfg.model.value_head.clone())
+            .init_seeded(&dev, model_seed(cfg.run.seed) ^ 0x5661_6C75);
         let grammar = match (&space, cfg.model.constrained) {
             (ActionSpace::Discrete { labels, .. }, true) => {
                 Some(ActionGrammar::new(labels, |t| tokenizer.encode(t)).map_err(|e| anyhow::anyhow!("{e}"))?)
@@ -503,9 +510,12 @@ impl Trainer {
             tokens_generated += gens.iter().map(|g| g.tokens.len()).sum::<usize>();
             let seeds = self.venv.current_seeds().to_vec();
             let vstep = self.venv.step(&actions[self.local.clone()])?;
-            // Bootstrap values of truncated episodes, from their final (pre-reset) observation.
+            // Bootstrap values of truncated episodes, from their final (pre-reset) observation
+            // (read only by `algo.truncation = "bootstrap"`; the official episode-end rules never do).
             let mut final_values = vec![None; local];
-            let trunc: Vec<usize> = (0..local).filter(|&i| vstep.truncated[i] && !vstep.terminated[i]).collect();
+            let bootstrap = self.cfg.dac.algo.truncation.needs_final_value();
+            let trunc: Vec<usize> =
+                (0..local).filter(|&i| bootstrap && vstep.truncated[i] && !vstep.terminated[i]).collect();
             if !trunc.is_empty() {
                 let mut fin = Vec::with_capacity(trunc.len());
                 for &i in &trunc {

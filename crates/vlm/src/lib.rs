@@ -36,7 +36,7 @@ pub mod score;
 pub mod value_head;
 
 pub use generate::{DecodeOptions, DecodeRules, FreeDecoding, GenerateConfig, Generation, generate, generate_with};
-pub use lora::{LoraConfig, apply_lora, load_peft_adapter, merge_lora, save_peft_adapter};
+pub use lora::{LoraConfig, apply_lora, apply_lora_seeded, load_peft_adapter, merge_lora, save_peft_adapter};
 pub use pipeline::Vlm;
 pub use score::{ScoreOutput, score, score_with};
 pub use value_head::{ValueHead, ValueHeadConfig};

@@ -46,6 +46,12 @@ fn leaf(path: &str) -> &str {
 /// Freezes every base parameter and attaches fresh adapters to the targeted projections.
 /// The value head, if any, lives outside the model and stays trainable.
 pub fn apply_lora(model: Qwen2Vl, cfg: &LoraConfig) -> Result<Qwen2Vl> {
+    apply_lora_seeded(model, cfg, 0)
+}
+
+/// [`apply_lora`] with the adapters' initial values drawn on the host from `seed`, so the same
+/// seed gives the same adapters on every backend (each backend's own RNG differs).
+pub fn apply_lora_seeded(model: Qwen2Vl, cfg: &LoraConfig, seed: u64) -> Result<Qwen2Vl> {
     if cfg.rank == 0 {
         return Err(VlmError::Input("LoRA rank must be > 0".into()));
     }
@@ -57,9 +63,10 @@ pub fn apply_lora(model: Qwen2Vl, cfg: &LoraConfig) -> Result<Qwen2Vl> {
     }
     let dev = model.device();
     let mut model = model.no_grad();
-    for (path, proj) in model.model.projections_mut() {
+    for (k, (path, proj)) in model.model.projections_mut().into_iter().enumerate() {
         if cfg.targets.iter().any(|t| t == leaf(&path)) {
-            proj.add_lora(cfg.rank, cfg.alpha, cfg.dropout, &dev);
+            let stream = seed ^ (k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            proj.add_lora(cfg.rank, cfg.alpha, cfg.dropout, stream, &dev);
         }
     }
     Ok(model)

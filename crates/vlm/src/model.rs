@@ -256,6 +256,8 @@ impl Qwen2Vl {
     }
 
     /// Mask `[b, 1, s, past + s]`: true where query `i` must not see key `j` (future or padding).
+    /// A padding query still sees itself: a fully masked row would give NaN, which leaks into
+    /// real rows through `0 * NaN` in the attention product (padding outputs are never used).
     fn mask(&self, key_mask: &[Vec<bool>], s: usize) -> Tensor<4, Bool> {
         let b = key_mask.len();
         let t = key_mask[0].len();
@@ -264,7 +266,7 @@ impl Qwen2Vl {
         for km in key_mask {
             for i in 0..s {
                 for (j, &ok) in km.iter().enumerate() {
-                    m.push(!ok || j > past + i);
+                    m.push((!ok || j > past + i) && j != past + i);
                 }
             }
         }

@@ -128,12 +128,15 @@ impl LoraLinear {
         }
     }
 
-    /// Attaches a fresh adapter (A uniform in +-1/sqrt(in) like PEFT's Kaiming init, B = 0).
-    pub fn add_lora(&mut self, rank: usize, alpha: f64, dropout: f64, dev: &Device) {
+    /// Attaches a fresh adapter (A uniform in +-1/sqrt(in) like PEFT's Kaiming init, drawn on
+    /// the host from `seed` so every backend starts from the same values; B = 0).
+    pub fn add_lora(&mut self, rank: usize, alpha: f64, dropout: f64, seed: u64, dev: &Device) {
+        use rand::{RngExt, SeedableRng};
         let [d_in, d_out] = self.base.weight.val().dims();
         let bound = 1.0 / (d_in as f64).sqrt();
-        let a =
-            Tensor::<2>::random([d_in, rank], burn::tensor::Distribution::Uniform(-bound, bound), (dev, DType::F32));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let values: Vec<f32> = (0..d_in * rank).map(|_| rng.random_range(-bound..bound) as f32).collect();
+        let a = Tensor::<2>::from_data(burn::tensor::TensorData::new(values, [d_in, rank]), (dev, DType::F32));
         let b = Tensor::<2>::zeros([rank, d_out], (dev, DType::F32));
         self.lora = Some(LoraAdapter {
             a: Param::from_tensor(a),

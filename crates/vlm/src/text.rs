@@ -2,18 +2,16 @@
 //! every projection a [`LoraLinear`].
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{Bool, DType, Device, Tensor};
+use burn::tensor::activation::silu;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Device, Tensor};
 
 use crate::config::TextConfig;
 use crate::error::Result;
-use crate::nn::{LoraLinear, RmsNorm, cast, export_linear, load_param, to_host};
+use crate::nn::{LoraLinear, RmsNorm, export_linear, load_param, to_host};
 use crate::vision::apply_rotary;
 use crate::weights::{TensorSink, WeightSource};
-
-/// Finite "minus infinity": a fully masked row (a padding query) then averages instead of
-/// producing NaN, which would leak into later layers through `0 * NaN`.
-const MASKED: f32 = -1e30;
 
 #[derive(Module, Debug)]
 pub struct Attention {
@@ -98,11 +96,10 @@ impl Attention {
         let rep = h / kvh;
         let k = k.unsqueeze_dim::<5>(2).expand([b, kvh, rep, t, hd]).reshape([b, h, t, hd]);
         let v = v.unsqueeze_dim::<5>(2).expand([b, kvh, rep, t, hd]).reshape([b, h, t, hd]);
-        // Softmax in f32 (as transformers' eager attention); also keeps MASKED finite in f16.
-        let dtype = v.dtype();
-        let scores = cast(q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hd as f64).sqrt()), DType::F32);
-        let scores = scores.mask_fill(mask.expand([b, h, s, t]), MASKED);
-        let out = cast(softmax(scores, 3), dtype).matmul(v);
+        // burn's fused attention: flex's tiled kernel on CPU, flash attention on CUDA (autotune),
+        // SDPA on libtorch; under autodiff it falls back to the explicit form. Every query sees
+        // at least its own key (see `Qwen2Vl::mask`), so no row is fully masked.
+        let out = attention(q, k, v, Some(mask.expand([b, h, s, t])), None, AttentionModuleOptions::default());
         self.o_proj.forward(out.swap_dims(1, 2).reshape([b, s, h * hd]), adapters)
     }
 }

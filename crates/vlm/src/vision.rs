@@ -4,7 +4,9 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::activation::{gelu, sigmoid, softmax};
+use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::config::VisionConfig;
@@ -75,9 +77,17 @@ impl VisionBlock {
         let q = cast(apply_rotary(cast(q, DType::F32), cos.clone(), sin.clone()), dtype).swap_dims(0, 1);
         let k = cast(apply_rotary(cast(k, DType::F32), cos, sin), dtype).swap_dims(0, 1);
         let v = v.swap_dims(0, 1);
-        let scores = q.matmul(k.swap_dims(1, 2)).mul_scalar(1.0 / (hd as f64).sqrt());
-        let probs = cast(softmax(cast(scores, DType::F32), 2), dtype);
-        let out = probs.matmul(v); // [h, n, hd]
+        // burn's fused attention (tiled on flex, flash on CUDA, SDPA on libtorch), full within
+        // the image.
+        let out = attention(
+            q.unsqueeze_dim(0),
+            k.unsqueeze_dim(0),
+            v.unsqueeze_dim(0),
+            None,
+            None,
+            AttentionModuleOptions::default(),
+        );
+        let out: Tensor<3> = out.squeeze_dim(0); // [h, n, hd]
         self.proj.forward(out.swap_dims(0, 1).reshape([n, e]))
     }
 
