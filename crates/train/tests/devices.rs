@@ -95,6 +95,15 @@ fn tch_cpu_iterations_equal_flex() {
     let tch = run("tch-cpu");
     assert_eq!(flex.len(), tch.len());
     for (a, b) in flex.iter().zip(&tch) {
+        for (k, va) in a.as_object().expect("metrics are objects") {
+            if let (Some(x), Some(y)) = (va.as_f64(), b[k].as_f64())
+                && x != y
+            {
+                eprintln!("iteration {}: {k}: flex {x} tch-cpu {y}", a["iteration"]);
+            }
+        }
+    }
+    for (a, b) in flex.iter().zip(&tch) {
         for k in ["episode/return", "episode/success", "rollout/invalid_action_rate"] {
             assert_eq!(a[k], b[k], "{k}: same episodes");
         }

@@ -99,9 +99,20 @@ impl Attention {
         // burn's fused attention: flex's tiled kernel on CPU, flash attention on CUDA (autotune),
         // SDPA on libtorch; under autodiff it falls back to the explicit form. Every query sees
         // at least its own key (see `Qwen2Vl::mask`), so no row is fully masked.
-        let out = attention(q, k, v, Some(mask.expand([b, h, s, t])), None, AttentionModuleOptions::default());
+        let mask = libtorch_mask(mask.expand([b, h, s, t]));
+        let out = attention(q, k, v, Some(mask), None, AttentionModuleOptions::default());
         self.o_proj.forward(out.swap_dims(1, 2).reshape([b, s, h * hd]), adapters)
     }
+}
+
+/// burn-tch 0.22.1 hands burn's boolean mask (true = masked out) to torch's
+/// `scaled_dot_product_attention`, where true means "may attend", so on a libtorch device
+/// (outside autodiff, which uses burn's own explicit form) the mask is passed complemented.
+/// Without this, generation on `tch-cpu` diverged from flex (`crates/train/tests/devices.rs`,
+/// run by `cargo xtask test --with-tch`).
+fn libtorch_mask(mask: Tensor<4, Bool>) -> Tensor<4, Bool> {
+    let dev = mask.device();
+    if !dev.is_autodiff() && format!("{dev:?}").contains("LibTorch") { mask.bool_not() } else { mask }
 }
 
 impl Mlp {

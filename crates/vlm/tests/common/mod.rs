@@ -61,5 +61,8 @@ pub fn test_placement() -> vldac_vlm::Placement {
         Ok(d) => d.parse().expect("VLDAC_TEST_DEVICE"),
         Err(_) => vldac_vlm::DeviceChoice::Cpu,
     };
-    vldac_vlm::device::resolve(choice, Some(vldac_vlm::Precision::F32), None).expect("VLDAC_TEST_DEVICE is usable")
+    let p =
+        vldac_vlm::device::resolve(choice, Some(vldac_vlm::Precision::F32), None).expect("VLDAC_TEST_DEVICE is usable");
+    eprintln!("model tests on {p} = {:?}", p.device);
+    p
 }
