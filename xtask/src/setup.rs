@@ -195,7 +195,9 @@ pub fn run(what: SetupTarget) -> Result<()> {
         SetupTarget::Alfworld => alfworld(),
         SetupTarget::Webshop => webshop(),
         SetupTarget::Balrog => balrog(),
-        SetupTarget::DacFixtures => pip_install("fixtures", &["numpy", "torch", "accelerate", "tqdm"]).map(|_| ()),
+        SetupTarget::DacFixtures => {
+            pip_install("fixtures", &["numpy", "torch", "accelerate", "tqdm", "gymnasium"]).map(|_| ())
+        }
         SetupTarget::BabaisaiFixtures => pip_install(
             "babaisai",
             &["gym==0.25.0", "numpy<2", "pillow", "matplotlib", "opencv-python-headless", "pygame"],
