@@ -46,29 +46,28 @@ fn main() -> Result<()> {
         let cfg: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).with_context(|| path.display().to_string())?)?;
         let (lora, h) = lora_params(&cfg, 8)?;
-        let n = (lora + value_head(h)) as usize;
-        let mut buf: Vec<f32> = (0..n).map(|k| (k % 97) as f32 * 1e-3).collect();
-        comm.barrier()?;
-        let mut times = Vec::with_capacity(reps);
-        for _ in 0..reps {
-            comm.barrier()?;
-            let t = Instant::now();
-            comm.all_reduce_sum_f32(&mut buf)?;
-            times.push(t.elapsed().as_secs_f64());
-        }
-        times.sort_by(f64::total_cmp);
-        let med = times[times.len() / 2];
-        if comm.rank() == 0 {
-            println!(
-                "{model}: LoRA r=8 {lora} + value head {} = {n} f32 ({:.1} MiB); {} ranks: median {:.1} ms per all-reduce \
-                 ({:.2} GB/s of buffer), min {:.1} ms, {reps} reps",
-                value_head(h),
-                n as f64 * 4.0 / (1 << 20) as f64,
-                comm.size(),
-                med * 1e3,
-                n as f64 * 4.0 / med / 1e9,
-                times[0] * 1e3,
-            );
+        for (what, n) in [("LoRA r=8", lora), ("LoRA r=8 + value head", lora + value_head(h))] {
+            let n = n as usize;
+            let mut buf: Vec<f32> = (0..n).map(|k| (k % 97) as f32 * 1e-3).collect();
+            let mut times = Vec::with_capacity(reps);
+            for _ in 0..reps {
+                comm.barrier()?;
+                let t = Instant::now();
+                comm.all_reduce_sum_f32(&mut buf)?;
+                times.push(t.elapsed().as_secs_f64());
+            }
+            times.sort_by(f64::total_cmp);
+            let med = times[times.len() / 2];
+            if comm.rank() == 0 {
+                println!(
+                    "{model}: {what} = {n} f32 ({:.1} MiB); {} ranks: median {:.1} ms per all-reduce, min {:.1} ms, \
+                     {reps} reps",
+                    n as f64 * 4.0 / (1 << 20) as f64,
+                    comm.size(),
+                    med * 1e3,
+                    times[0] * 1e3,
+                );
+            }
         }
     }
     Ok(())
