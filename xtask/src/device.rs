@@ -237,6 +237,27 @@ pub fn gpu_check(shapes: &[String], skip_bench: bool) -> Result<()> {
     ]);
     let _ = std::fs::remove_dir_all(root().join("target/gpu-check-runs/gpu-check"));
     let train_ok = step("10 iterations of the default training on cuda", train);
+    // libtorch on the GPU, when this machine's python has torch (best effort: torch-sys 0.22
+    // is written for torch 2.9; another version may not build).
+    let torch_lib = Command::new("python3")
+        .args(["-c", "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match torch_lib {
+        Some(lib) => {
+            let mut tch = cargo();
+            tch.env("LIBTORCH_USE_PYTORCH", "1")
+                .env("LIBTORCH_BYPASS_VERSION_CHECK", "1")
+                .env("LD_LIBRARY_PATH", lib)
+                .env("VLDAC_TEST_DEVICE", "tch-cuda")
+                .args(["test", "--release", "-p", "vldac-vlm", "--features", "tch", "--test", "parity"])
+                .args(["--test", "precision", "--", "--test-threads=1"]);
+            let _ = step("parity fixtures + dtype rules on tch-cuda (best effort)", tch);
+        }
+        None => report.push_str("- tch-cuda: skipped (no python3 with torch on this machine)\n"),
+    }
     if let Ok(text) = std::fs::read_to_string(root().join("target/gpu-check-runs/gpu-check/metrics.jsonl")) {
         let last = text.lines().last().unwrap_or_default();
         report.push_str(&format!("  last metrics line: `{}`\n", last.chars().take(400).collect::<String>()));

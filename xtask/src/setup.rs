@@ -34,7 +34,7 @@ pub enum SetupTarget {
     /// The venv that regenerates crates/vlm's Qwen2-VL fixtures (torch + transformers on CPU).
     Qwen2vl,
     /// Offline LLVM for burn-cuda (cubecl-llvm), from PyPI wheels; then build with
-    /// `CUDARC_CUDA_VERSION=13000 cargo build --release -p vldac --features vldac-vlm/cuda`.
+    /// `CUDARC_CUDA_VERSION=13000 cargo build --release -p vldac --features cuda`.
     Cuda,
     /// A venv with pip torch 2.9 (what burn-tch 0.22 builds against) for the `tch` feature.
     Tch,
@@ -277,7 +277,7 @@ pub fn cuda() -> Result<()> {
         eprintln!("libzstd.so not found: run `apt-get install -y libzstd-dev` (needed to link cubecl-llvm)");
     }
     eprintln!(
-        "LLVM ready at {}. Build with:\n  CUDARC_CUDA_VERSION=13000 cargo build --release -p vldac --features vldac-vlm/cuda",
+        "LLVM ready at {}. Build with:\n  CUDARC_CUDA_VERSION=13000 cargo build --release -p vldac --features cuda",
         link.display()
     );
     Ok(())
