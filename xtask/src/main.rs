@@ -131,9 +131,14 @@ pub fn mpirun(k: usize) -> Command {
     c
 }
 
-/// The distributed tests: Open MPI installed, `vldac` built with `mpi`, crates/vldac/tests/mpi.rs.
+/// The distributed tests: Open MPI installed, clippy of the `mpi` code (the workspace lint builds
+/// without the feature), `vldac` built with `mpi`, crates/vldac/tests/mpi.rs.
 fn test_mpi() -> Result<()> {
     setup::mpi()?;
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--release", "-p", "vldac-train", "-p", "vldac", "--features", "vldac/mpi,vldac-train/mpi"]);
+    clippy.args(["--all-targets", "--", "-D", "warnings"]);
+    run(clippy)?;
     let mut c = cargo();
     c.args(["test", "--release", "-p", "vldac", "--features", "mpi", "--test", "mpi", "--", "--test-threads=1"]);
     run(c)
