@@ -7,6 +7,8 @@
 //!   naming the rank; `--resume` with 2 ranks continues and matches the uninterrupted run.
 //! - A rank that fails (a run directory that already has checkpoints, without `--resume`):
 //!   every rank exits non-zero and the message names the rank.
+//! - Replicas that diverge (two ranks given different learning rates, MPMD): the parameter
+//!   checksum check stops the run naming the rank.
 #![cfg(feature = "mpi")]
 
 use std::path::{Path, PathBuf};
@@ -198,5 +200,30 @@ fn a_failing_rank_ends_every_rank_naming_it() {
     assert!(!output.status.success(), "{text}");
     assert!(text.contains("rank 0 of 2 failed") && text.contains("--resume"), "{text}");
     assert!(t0.elapsed() < Duration::from_secs(120));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn diverged_replicas_are_an_error_naming_the_rank() {
+    // Two ranks of one run with different learning rates (MPMD): their parameters differ after
+    // the first update, which the replica check (every iteration here) must catch.
+    let out = out_dir("diverge");
+    let mut c = Command::new("mpirun");
+    c.arg("--oversubscribe");
+    if is_root() {
+        c.arg("--allow-run-as-root");
+    }
+    c.args(["-x", "RAYON_NUM_THREADS=1"]);
+    for (k, lr) in ["1e-3", "2e-3"].iter().enumerate() {
+        if k > 0 {
+            c.arg(":");
+        }
+        c.args(["-np", "1", env!("CARGO_BIN_EXE_vldac")]);
+        c.args(train_args(&out, "diverge", 3, &["--set", &format!("optim.lr_init={lr}")]));
+    }
+    let output = c.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("replicas diverged after iteration 0: rank 1 has parameter checksum"), "{text}");
     let _ = std::fs::remove_dir_all(&out);
 }
