@@ -258,6 +258,8 @@ pub fn cuda_count() -> Result<usize, DeviceError> {
     }
 }
 
+// Unused only in a binary that has both backends.
+#[cfg_attr(all(feature = "cuda", feature = "tch"), allow(dead_code))]
 fn not_built(choice: DeviceChoice) -> DeviceError {
     let (feature, build) = match choice {
         DeviceChoice::TchCpu | DeviceChoice::TchCuda(_) => ("tch", TCH_BUILD),
