@@ -102,18 +102,25 @@ def main():
     emit("build", time.perf_counter() - t0)
     ids, px, grid = prompt()
     ids, px, grid = ids.to(a.device), px.to(a.device, dtype), grid.to(a.device)
+    # transformers >= 5 wants the processor's mm_token_type_ids (1 on image tokens) for M-RoPE.
+    import transformers
+    mm = {}
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        mm = {"mm_token_type_ids": (ids == IMAGE_PAD).long()}
     with torch.no_grad():
         if "vision" in rows:
             emit("vision", timed(lambda: model.model.visual(px, grid_thw=grid), a.reps, a.device))
         if "prefill" in rows:
-            emit("prefill", timed(lambda: model(input_ids=ids, pixel_values=px, image_grid_thw=grid), a.reps, a.device))
+            emit("prefill", timed(lambda: model(input_ids=ids, pixel_values=px, image_grid_thw=grid, **mm), a.reps,
+                                  a.device))
         if "decode" in rows:
             for b in [int(x) for x in a.batches.split(",")]:
                 bi, bp, bg = ids.repeat(b, 1), px.repeat(b, 1), grid.repeat(b, 1)
+                bmm = {k: v.repeat(b, 1) for k, v in mm.items()}
 
                 def gen(n):
                     return lambda: model.generate(input_ids=bi, pixel_values=bp, image_grid_thw=bg, max_new_tokens=n,
-                                                  min_new_tokens=n, do_sample=False, pad_token_id=0)
+                                                  min_new_tokens=n, do_sample=False, pad_token_id=0, **bmm)
                 full = timed(gen(a.new_tokens), a.reps, a.device)
                 first = timed(gen(1), a.reps, a.device)
                 s = max(full - first, 1e-9)
@@ -126,7 +133,7 @@ def main():
                                               target_modules=r".*language_model.*\.(" + "|".join(targets) + ")"))
 
         def step():
-            out = pm(input_ids=ids, pixel_values=px, image_grid_thw=grid)
+            out = pm(input_ids=ids, pixel_values=px, image_grid_thw=grid, **mm)
             out.logits[:, -1].float().mean().backward()
         emit("lora_step", timed(step, a.reps, a.device))
     peak = torch.cuda.max_memory_allocated() if a.device.startswith("cuda") else \
