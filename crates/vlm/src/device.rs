@@ -50,6 +50,13 @@ pub const CUDA_BUILD: &str =
 pub const TCH_BUILD: &str = "cargo xtask setup tch && VIRTUAL_ENV=target/venvs/tch LIBTORCH_USE_PYTORCH=1 \
      LIBTORCH_BYPASS_VERSION_CHECK=1 cargo build --release -p vldac --features tch";
 
+impl DeviceChoice {
+    /// A GPU device (where bf16 is the default precision).
+    pub fn is_gpu(self) -> bool {
+        matches!(self, DeviceChoice::Cuda(_) | DeviceChoice::TchCuda(_))
+    }
+}
+
 impl FromStr for DeviceChoice {
     type Err = DeviceError;
     fn from_str(s: &str) -> Result<Self, DeviceError> {
@@ -171,18 +178,8 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// flex, f32: what tests and the embedded default use.
-    pub fn cpu() -> Self {
-        Placement { choice: DeviceChoice::Cpu, device: Device::flex(), precision: Precision::F32 }
-    }
-
     pub fn dtype(&self) -> DType {
         self.precision.dtype()
-    }
-
-    /// Whether the device is a GPU (where bf16 is the default precision).
-    pub fn is_gpu(&self) -> bool {
-        matches!(self.choice, DeviceChoice::Cuda(_) | DeviceChoice::TchCuda(_))
     }
 }
 
@@ -226,8 +223,7 @@ pub fn resolve(
         DeviceChoice::TchCuda(None) => DeviceChoice::TchCuda(Some(local_rank.unwrap_or(0))),
         c => c,
     };
-    let gpu = matches!(choice, DeviceChoice::Cuda(_) | DeviceChoice::TchCuda(_));
-    let precision = precision.unwrap_or(if gpu { Precision::Bf16 } else { Precision::F32 });
+    let precision = precision.unwrap_or(if choice.is_gpu() { Precision::Bf16 } else { Precision::F32 });
     if !device.supports_dtype(precision.dtype()) {
         return Err(DeviceError::UnsupportedDtype { device: choice.to_string(), dtype: precision });
     }

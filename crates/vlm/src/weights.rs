@@ -82,10 +82,15 @@ fn convert_bytes(from: Dtype, bytes: Vec<u8>, to: DType, name: &str, file: &str)
     }
     let wide = to_f32(from, &bytes, name, file)?;
     drop(bytes);
+    encode_f32(&wide, to, name, file)
+}
+
+/// f32 values as little-endian bytes of `to`.
+fn encode_f32(values: &[f32], to: DType, name: &str, file: &str) -> Result<Vec<u8>> {
     Ok(match to {
-        DType::F32 => wide.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        DType::BF16 => wide.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect(),
-        DType::F16 => wide.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect(),
+        DType::F32 => values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        DType::BF16 => values.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect(),
+        DType::F16 => values.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect(),
         other => {
             return Err(VlmError::Weights {
                 file: file.into(),
@@ -95,10 +100,9 @@ fn convert_bytes(from: Dtype, bytes: Vec<u8>, to: DType, name: &str, file: &str)
     })
 }
 
-/// `HostTensor` (f32) as raw bytes in `to`.
+/// `HostTensor` (f32) as raw bytes in `to` (encoded once, no f32 byte round trip).
 fn host_to_raw(t: HostTensor, to: DType, name: &str) -> Result<RawTensor> {
-    let bytes: Vec<u8> = t.data.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let bytes = convert_bytes(Dtype::F32, bytes, to, name, "<in memory>")?;
+    let bytes = encode_f32(&t.data, to, name, "<in memory>")?;
     Ok(RawTensor { shape: t.shape, dtype: to, bytes })
 }
 
