@@ -62,9 +62,15 @@ enum Command {
     },
 }
 
+/// Writes `line` and a newline to stderr in one write. `eprintln!` writes each formatted piece
+/// separately (stderr is unbuffered), and `mpirun` interleaves those pieces across ranks.
+pub(crate) fn stderr_line(line: &str) {
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), format!("{line}\n").as_bytes());
+}
+
 fn main() {
     if let Err(e) = run() {
-        eprintln!("error: {e:#}");
+        stderr_line(&format!("error: {e:#}"));
         std::process::exit(1);
     }
 }

@@ -92,7 +92,11 @@ pub fn train_launched(args: &TrainArgs) -> Result<()> {
     let label = if comm.size() > 1 { format!("train[rank {}/{}]", comm.rank(), comm.size()) } else { "train".into() };
     if let Err(e) = train_in(args, &label, comm.clone()) {
         if comm.size() > 1 {
-            eprintln!("error: rank {} of {} failed, ending every rank: {e:#}", comm.rank(), comm.size());
+            crate::stderr_line(&format!(
+                "error: rank {} of {} failed, ending every rank: {e:#}",
+                comm.rank(),
+                comm.size()
+            ));
             comm.abort(1);
         }
         return Err(e);
@@ -107,13 +111,13 @@ pub fn train_in(args: &TrainArgs, label: &str, comm: Rc<dyn Collective>) -> Resu
     let show = cfg.run.progress && comm.rank() == 0;
     let mut trainer = Trainer::new_in(cfg, &|id: &str| env_cmd::make(id), args.resume, comm)?;
     let envs = trainer.local_envs();
-    eprintln!(
+    crate::stderr_line(&format!(
         "{label}: training on {} (environments {}..{}) into {}",
         trainer.placement(),
         envs.start,
         envs.end,
         trainer.run_dir().display()
-    );
+    ));
     let bar = if show { ProgressBar::new(total) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} it, ETA {eta} | {msg}")
@@ -134,12 +138,12 @@ pub fn train_in(args: &TrainArgs, label: &str, comm: Rc<dyn Collective>) -> Resu
         tracing::info!(iteration = it, "{msg}");
     })?;
     bar.finish();
-    eprintln!(
+    crate::stderr_line(&format!(
         "{label}: {} iterations in {:.1} s; metrics in {}",
         summary.iterations,
         summary.wall_s,
         summary.run_dir.display()
-    );
+    ));
     Ok((summary.run_dir, summary.success))
 }
 
