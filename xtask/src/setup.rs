@@ -38,6 +38,10 @@ pub enum SetupTarget {
     Cuda,
     /// A venv with pip torch 2.9 (what burn-tch 0.22 builds against) for the `tch` feature.
     Tch,
+    /// The MiniWorld peer (`target/venvs/mw`: `miniworld==2.1.0` with gymnasium, pyglet, numpy,
+    /// pillow) and Mesa's EGL/GL from Debian (apt), checked by rendering one frame headless. The
+    /// live-peer test, `crates/miniworld/bench/peer_speed.py` and the fixture generator use it.
+    MiniworldPeer,
     /// Open MPI and what the `mpi` feature's bindings build with (apt: libopenmpi-dev,
     /// openmpi-bin, libclang-dev); then `cargo build --release -p vldac --features mpi` and
     /// `mpirun -np K target/release/vldac train ...` (or `cargo xtask train --ranks K`).
@@ -179,6 +183,7 @@ pub fn python_all() -> Result<()> {
     // Checks the trainer's TensorBoard files with TensorBoard itself.
     pip_install("tools", &["tensorboard"])?;
     // PYTHON-SETUP: crates with Python bridges add their setup calls here.
+    miniworld_peer()?;
     alfworld()?;
     webshop()?;
     balrog()?;
@@ -206,6 +211,7 @@ pub fn run(what: SetupTarget) -> Result<()> {
         SetupTarget::Qwen2vl => qwen2vl(),
         SetupTarget::Cuda => cuda(),
         SetupTarget::Tch => tch(),
+        SetupTarget::MiniworldPeer => miniworld_peer(),
         SetupTarget::Mpi => mpi(),
     }
 }
@@ -325,22 +331,7 @@ pub fn mpi_installed() -> bool {
 /// Installs Open MPI with apt (idempotent; as root, or with sudo when it is there).
 pub fn mpi() -> Result<()> {
     if !mpi_installed() {
-        let root_user = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
-        let apt = |args: &[&str]| {
-            let mut c = if root_user {
-                Command::new("apt-get")
-            } else {
-                let mut c = Command::new("sudo");
-                c.arg("apt-get");
-                c
-            };
-            c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-            c
-        };
-        run_cmd(apt(&["update"]))?;
-        let mut install = vec!["install", "-y", "--no-install-recommends"];
-        install.extend_from_slice(MPI_APT);
-        run_cmd(apt(&install))?;
+        apt_install(MPI_APT)?;
     }
     let mut c = Command::new("mpirun");
     c.arg("--version");
@@ -350,5 +341,96 @@ pub fn mpi() -> Result<()> {
          `mpirun -np K target/release/vldac train ...` (as root add --allow-run-as-root; more ranks than \
          cores: --oversubscribe), or `cargo xtask train --ranks K ...`"
     );
+    Ok(())
+}
+
+/// Installs Debian packages with apt-get (`update`, then `install --no-install-recommends`), as
+/// root or with sudo when it is there.
+pub fn apt_install(packages: &[&str]) -> Result<()> {
+    let root_user = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let apt = |args: &[&str]| {
+        let mut c = if root_user {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    run_cmd(apt(&["update"]))?;
+    let mut install = vec!["install", "-y", "--no-install-recommends"];
+    install.extend_from_slice(packages);
+    run_cmd(apt(&install))
+}
+
+/// Whether every one of these Debian packages is installed (`dpkg-query`).
+fn apt_installed(packages: &[&str]) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f", "${db:Status-Status}\\n"])
+        .args(packages)
+        .output()
+        .map(|o| {
+            o.status.success()
+                && String::from_utf8_lossy(&o.stdout).lines().filter(|l| *l == "installed").count() == packages.len()
+        })
+        .unwrap_or(false)
+}
+
+/// The MiniWorld peer's PyPI release (what `crates/miniworld` is checked against) and what its
+/// scripts import besides (`fixtures/gen_fixtures.py` writes PNGs with pillow).
+pub const MINIWORLD_PACKAGES: &[&str] = &["miniworld==2.1.0", "pillow"];
+/// Mesa's EGL and GL from Debian: the peer renders headless through pyglet's EGL with llvmpipe.
+pub const MESA_APT: &[&str] = &["libgl1", "libegl1", "libegl-mesa0", "libgl1-mesa-dri", "libglu1-mesa"];
+
+/// Renders one 80x60 frame of the peer headless (EGL + llvmpipe); exits non-zero if it cannot.
+const MINIWORLD_SMOKE: &str = r#"
+import contextlib, sys
+import pyglet
+pyglet.options["headless"] = True
+import importlib.metadata
+import gymnasium as gym, miniworld
+assert importlib.metadata.version("miniworld") == "2.1.0", importlib.metadata.version("miniworld")
+with contextlib.redirect_stdout(sys.stderr):
+    env = gym.make("MiniWorld-OneRoom-v0")
+obs, _ = env.reset(seed=0)
+assert obs.shape == (60, 80, 3), obs.shape
+obs, *_ = env.step(2)
+assert obs.shape == (60, 80, 3) and obs.std() > 0, "blank frame"
+env.close()
+"#;
+
+/// `target/venvs/mw` with the MiniWorld peer, and Mesa's EGL/GL from apt (idempotent: each part
+/// is installed only when missing); then one frame rendered headless checks both.
+pub fn miniworld_peer() -> Result<()> {
+    if !apt_installed(MESA_APT) {
+        apt_install(MESA_APT)?;
+    }
+    let py = venv_dir("mw").join("bin").join("python");
+    let importable = |py: &Path| {
+        Command::new(py)
+            .args([
+                "-c",
+                "import importlib.metadata as m, miniworld, gymnasium, pyglet, numpy, PIL; \
+                 assert m.version('miniworld') == '2.1.0'",
+            ])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if !(py.exists() && importable(&py)) {
+        pip_install("mw", MINIWORLD_PACKAGES)?;
+    }
+    let mut c = Command::new(&py);
+    c.args(["-c", MINIWORLD_SMOKE]);
+    run_cmd(c).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}: the MiniWorld peer in {} cannot render headless (Mesa EGL: {})",
+            venv_dir("mw").display(),
+            MESA_APT.join(" ")
+        )
+    })?;
+    eprintln!("MiniWorld peer ready: {}", py.display());
     Ok(())
 }
