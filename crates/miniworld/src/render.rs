@@ -1,8 +1,8 @@
 //! A CPU software rasterizer reproducing the peer's OpenGL 1.x frame: perspective-correct textured
 //! convex faces, a depth buffer, back-face culling, per-vertex fixed-function lighting with the
 //! peer's directional light, mip-mapped textures and supersampling, and a top-down map view.
-//! Bilinear-textured spans go through SIMD kernels (AVX2 or SSE4.1, chosen at run time) that equal
-//! a scalar definition bit for bit.
+//! Bilinear-textured spans go through SIMD kernels (AVX-512, AVX2 or SSE4.1, chosen at run time)
+//! that equal a scalar definition bit for bit.
 
 use vldac_core::Frame;
 
@@ -305,6 +305,7 @@ enum Proj {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) enum Isa {
+    Avx512,
     Avx2,
     Sse41,
     Scalar,
@@ -315,6 +316,9 @@ impl Isa {
     fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
+            if Isa::avx512_detected() {
+                return Isa::Avx512;
+            }
             if std::is_x86_feature_detected!("avx2") {
                 return Isa::Avx2;
             }
@@ -324,6 +328,16 @@ impl Isa {
         }
         Isa::Scalar
     }
+
+    /// Whether the CPU runs the AVX-512 kernel (F, BW, VL and VNNI, besides AVX2).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn avx512_detected() -> bool {
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512vnni")
+    }
 }
 
 /// `Isa` as the draw loop's const generic parameter.
@@ -332,6 +346,8 @@ const SCALAR: u8 = 0;
 const SSE41: u8 = 1;
 #[cfg(target_arch = "x86_64")]
 const AVX2: u8 = 2;
+#[cfg(target_arch = "x86_64")]
+const AVX512: u8 = 3;
 
 /// Reusable colour and depth buffers.
 #[derive(Debug, Clone, Default)]
@@ -346,7 +362,9 @@ pub struct Renderer {
     depth_at: usize,
     /// Draw with these kernels instead of the best the CPU runs (to check they agree).
     pub(crate) isa: Option<Isa>,
-    order: Vec<(u32, u32)>,
+    /// Faces near to far: the squared distance's bits (a non-negative float: they sort as the
+    /// number) above the face index.
+    order: Vec<u64>,
     dynamic: Vec<Face>,
 }
 
@@ -446,6 +464,8 @@ impl Renderer {
             // SAFETY: `Isa::detect` saw these features on this CPU (and tests force an ISA only
             // where they checked it too).
             #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { self.draw_tris_avx512(&scene.tris, &dynamic, w, h, proj, bilinear) },
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => unsafe { self.draw_tris_avx2(&scene.tris, &dynamic, w, h, proj, bilinear) },
             #[cfg(target_arch = "x86_64")]
             Isa::Sse41 => unsafe { self.draw_tris_sse41(&scene.tris, &dynamic, w, h, proj, bilinear) },
@@ -476,11 +496,11 @@ impl Renderer {
         order.extend(stat.iter().chain(dynamic).enumerate().map(|(i, t)| {
             let n = t.n as f32;
             let c = arr3(|k| t.verts().iter().map(|v| v.p[k]).sum::<f32>() / n - eye[k]);
-            ((c[0] * c[0] + c[1] * c[1] + c[2] * c[2]).to_bits(), i as u32)
+            (u64::from((c[0] * c[0] + c[1] * c[1] + c[2] * c[2]).to_bits()) << 32) | i as u64
         }));
         order.sort_unstable();
-        for &(_, i) in &order {
-            let i = i as usize;
+        for &key in &order {
+            let i = key as u32 as usize;
             let t = if i < stat.len() { &stat[i] } else { &dynamic[i - stat.len()] };
             self.draw_tri::<ISA>(t, w, h, proj, bilinear);
         }
@@ -493,6 +513,14 @@ impl Renderer {
     #[target_feature(enable = "avx2")]
     fn draw_tris_avx2(&mut self, stat: &[Face], dynamic: &[Face], w: usize, h: usize, proj: &Proj, bilinear: bool) {
         self.draw_tris::<AVX2>(stat, dynamic, w, h, proj, bilinear);
+    }
+
+    /// [`Renderer::draw_tris`] compiled for AVX-512 machines: the AVX-512 shading kernel (one
+    /// chunk per register) and the AVX2 mip-level pass inlined into the whole draw loop.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+    fn draw_tris_avx512(&mut self, stat: &[Face], dynamic: &[Face], w: usize, h: usize, proj: &Proj, bilinear: bool) {
+        self.draw_tris::<AVX512>(stat, dynamic, w, h, proj, bilinear);
     }
 
     /// [`Renderer::draw_tris`] compiled for SSE4.1 machines (the SSE4.1 shading kernel).
@@ -694,6 +722,16 @@ impl Renderer {
             };
             let d = Span { z: pz.0, q: pq.0, uq: pu.0, vq: pv.0, cq: [pc[0].0, pc[1].0, pc[2].0] };
             let (at, n) = (self.depth_at + row + xs, xe - xs);
+            // A span hidden behind what is drawn already (faces come near to far) is skipped
+            // before its set-up: the depth keys along it are monotonic in the pixel index, so
+            // their largest is at an end, and every pixel would fail the depth test.
+            let linear_z = tex.is_some() && bilinear || tex.is_none() && flat.is_some();
+            if linear_z && s.z.is_finite() && d.z.is_finite() {
+                let (z0, z1) = (s.z + d.z * 0.0, s.z + d.z * (n - 1) as f32);
+                if occluded(&self.depth[at..at + n], if z0 > z1 { z0 } else { z1 }) {
+                    continue;
+                }
+            }
             match (tex, flat) {
                 (Some(t), _) if bilinear => {
                     // Whole chunks: the buffers have a chunk of slack at the end.
@@ -726,7 +764,10 @@ impl Renderer {
             let mut px = Vec::with_capacity(w * h * 3);
             let color = &self.color[..w * h];
             #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("ssse3") {
+            if std::is_x86_feature_detected!("avx512vbmi") && std::is_x86_feature_detected!("avx512bw") {
+                // SAFETY: the CPU has AVX-512 VBMI and BW (checked just above).
+                unsafe { pack_rgb16_vbmi(color, &mut px) };
+            } else if std::is_x86_feature_detected!("ssse3") {
                 // SAFETY: the CPU has SSSE3 (checked just above).
                 unsafe { pack_rgb16_ssse3(color, &mut px) };
             }
@@ -785,6 +826,53 @@ fn pack_rgb16_ssse3(color: &[u32], out: &mut Vec<u8>) {
     // SAFETY: the loop above initialised the first `blocks.len() * 48` bytes of spare capacity
     // (reserved above).
     unsafe { out.set_len(len + blocks.len() * 48) };
+}
+
+/// Whether every depth key in `depth` is at least `z` (then a pixel whose key is at most `z` fails
+/// the depth test everywhere). Depth keys are never NaN. Sixteen lanes at a time, stopping at the
+/// first chunk with a key below `z`.
+#[inline(always)]
+fn occluded(depth: &[f32], z: f32) -> bool {
+    let (chunks, rest) = depth.as_chunks::<16>();
+    for c in chunks {
+        let mut below = false;
+        for &x in c {
+            below |= x < z;
+        }
+        if below {
+            return false;
+        }
+    }
+    !rest.iter().any(|&x| x < z)
+}
+
+/// [`pack_rgb16_ssse3`] with one `vpermb` per 16 pixels (AVX-512 VBMI), up to the last whole 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+fn pack_rgb16_vbmi(color: &[u32], out: &mut Vec<u8>) {
+    use std::arch::x86_64::*;
+    // Output byte 3p + c is byte 4p + c of the input (pixel p, channel c); the last 16 unused.
+    let mut pick = [0u8; 64];
+    for (o, p) in pick.iter_mut().enumerate().take(48) {
+        *p = (o / 3 * 4 + o % 3) as u8;
+    }
+    let (blocks, _) = color.as_chunks::<16>();
+    // 16 bytes of slack: each block stores 64 bytes, of which 48 are kept.
+    out.reserve(blocks.len() * 48 + 16);
+    let (len, spare) = (out.len(), out.spare_capacity_mut());
+    // SAFETY: 64-byte loads from each block (16 u32) and the pick table; 64-byte stores at
+    // offset 48 b of the spare capacity for block b < blocks.len(), within the reserved
+    // blocks.len() * 48 + 16 bytes.
+    unsafe {
+        let pick = _mm512_loadu_si512(pick.as_ptr() as *const __m512i);
+        let o = spare.as_mut_ptr() as *mut u8;
+        for (b, c) in blocks.iter().enumerate() {
+            let v = _mm512_permutexvar_epi8(pick, _mm512_loadu_si512(c.as_ptr() as *const __m512i));
+            _mm512_storeu_si512(o.add(48 * b) as *mut __m512i, v);
+        }
+        // The loop initialised the first `blocks.len() * 48` bytes of spare capacity.
+        out.set_len(len + blocks.len() * 48);
+    }
 }
 
 /// log2 from the float's bits (piecewise linear, ample for mip selection).
@@ -947,8 +1035,9 @@ impl SpanLod {
 fn levels8<const ISA: u8>(lod: &SpanLod, k0: f32, lv: &mut [i32; 8]) {
     #[cfg(target_arch = "x86_64")]
     match ISA {
-        // SAFETY: `ISA` is AVX2 only under `draw_tris_avx2`, which runs on AVX2 machines.
-        AVX2 => return unsafe { levels8_avx2(lod, k0, lv) },
+        // SAFETY: `ISA` is AVX2 / AVX512 only under `draw_tris_avx2` / `draw_tris_avx512`, which
+        // run on AVX2 machines.
+        AVX2 | AVX512 => return unsafe { levels8_avx2(lod, k0, lv) },
         SSE41 => {
             let [a, b] = lv.as_chunks_mut::<4>().0 else { unreachable!("8 = 2 x 4") };
             levels4_sse2(lod, k0, a);
@@ -1106,6 +1195,12 @@ fn shade_chunk<const ISA: u8>(
             match lit {
                 Some(l) => shade_chunk_avx2::<false>(levels, lanes, s, d, k0, l, far_q, persp, dp, cp),
                 None => shade_chunk_avx2::<true>(levels, lanes, s, d, k0, Lit([0; 3]), far_q, persp, dp, cp),
+            }
+        },
+        AVX512 => unsafe {
+            match lit {
+                Some(l) => shade_chunk_avx512::<false>(levels, lanes, s, d, k0, l, far_q, persp, dp, cp),
+                None => shade_chunk_avx512::<true>(levels, lanes, s, d, k0, Lit([0; 3]), far_q, persp, dp, cp),
             }
         },
         SSE41 => unsafe {
@@ -1401,6 +1496,145 @@ unsafe fn shade_chunk_avx2<const GOURAUD: bool>(
     }
 }
 
+/// [`shade_chunk`] sixteen pixels (the whole chunk) per register, for AVX-512 machines: the
+/// addressing in one pass, the blend four pixels (one of each group) per register. Same arithmetic
+/// as [`shade_chunk_scalar`], same results bit for bit (tested); `flat` and `GOURAUD` as in
+/// [`shade_chunk_sse41`]. `vpdpwssd` adds the rounding term in the horizontal blend.
+///
+/// # Safety
+/// The CPU must have AVX-512 F, BW, VL and VNNI.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn shade_chunk_avx512<const GOURAUD: bool>(
+    levels: &[&Level; GROUPS],
+    lanes: usize,
+    s: &Span,
+    d: &Span,
+    k0: f32,
+    flat: Lit,
+    far_q: f32,
+    persp: bool,
+    dp: &mut [f32; CHUNK],
+    cp: &mut [u32; CHUNK],
+) {
+    // SAFETY: AVX-512 arithmetic (the caller guarantees the CPU has it); 16-lane loads/stores of
+    // `dp`, `cp` and `idx` (CHUNK = 16 elements; stores masked to the passing lanes); 16-byte
+    // loads of the `LevelLanes` arrays; 16-byte loads of `quads` entry i for the computed
+    // indices i = (ty << shift) + tx with tx < w, ty < h: i < w h, the length of `quads`.
+    unsafe {
+        use std::arch::x86_64::*;
+        const { assert!(GROUPS == 4 && CHUNK == 16, "one chunk per 16-lane register") };
+        let set = _mm512_set1_ps;
+        let half = (1u32 << (WEIGHT_BITS - 1)) as f32;
+        let one = _mm512_set1_epi32(1 << WEIGHT_BITS);
+        let frac = _mm512_set1_epi32((1 << WEIGHT_BITS) - 1);
+        let kf = _mm512_add_ps(
+            set(k0),
+            _mm512_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0),
+        );
+        let lin = |a: f32, da: f32| _mm512_add_ps(set(a), _mm512_mul_ps(set(da), kf));
+        let q = lin(s.q, d.q);
+        let near = _mm512_cmp_ps_mask::<_CMP_GE_OS>(q, set(far_q));
+        let z = _mm512_mask_blend_ps(near, set(f32::NEG_INFINITY), if persp { q } else { lin(s.z, d.z) });
+        let (dptr, cptr) = (dp.as_mut_ptr(), cp.as_mut_ptr());
+        let ps = _mm512_cmp_ps_mask::<_CMP_GT_OS>(z, _mm512_loadu_ps(dptr));
+        let ps = if lanes >= CHUNK { ps } else { ps & ((1u32 << lanes) - 1) as u16 };
+        if ps == 0 {
+            return;
+        }
+        // Per-lane level constants: group g in lanes 4g .. 4g + 4 (one broadcast when the four
+        // groups share a level, as most chunks do).
+        let uniform = std::ptr::eq(levels[0], levels[1])
+            && std::ptr::eq(levels[0], levels[2])
+            && std::ptr::eq(levels[0], levels[3]);
+        let per = |f: fn(&LevelLanes) -> &[i32; 4]| {
+            let l = |g: usize| _mm_load_si128(f(&levels[g].lanes).as_ptr() as *const __m128i);
+            if uniform {
+                return _mm512_broadcast_i32x4(l(0));
+            }
+            let v = _mm512_inserti32x4::<1>(_mm512_castsi128_si512(l(0)), l(1));
+            _mm512_inserti32x4::<3>(_mm512_inserti32x4::<2>(v, l(2)), l(3))
+        };
+        let per_f = |f: fn(&LevelLanes) -> &[f32; 4]| {
+            let l = |g: usize| _mm_load_ps(f(&levels[g].lanes).as_ptr());
+            if uniform {
+                return _mm512_broadcast_f32x4(l(0));
+            }
+            let v = _mm512_insertf32x4::<1>(_mm512_castps128_ps512(l(0)), l(1));
+            _mm512_insertf32x4::<3>(_mm512_insertf32x4::<2>(v, l(2)), l(3))
+        };
+        let r = _mm512_div_ps(set(1.0), q);
+        let x = _mm512_sub_ps(_mm512_mul_ps(_mm512_mul_ps(lin(s.uq, d.uq), r), per_f(|l| &l.wf)), set(half));
+        let y = _mm512_sub_ps(_mm512_mul_ps(_mm512_mul_ps(lin(s.vq, d.vq), r), per_f(|l| &l.hf)), set(half));
+        // Round towards -inf, no exceptions: floor.
+        let floor = |v: __m512| _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(v);
+        let (xi, yi) = (_mm512_cvttps_epi32(floor(x)), _mm512_cvttps_epi32(floor(y)));
+        let (fx, fy) = (_mm512_and_si512(xi, frac), _mm512_and_si512(yi, frac));
+        // Horizontal weights as byte pairs (twice), vertical ones as 16-bit pairs: the transpose
+        // of the other kernels' weights, for the `quads` layout.
+        let wx = _mm512_or_si512(_mm512_sub_epi32(one, fx), _mm512_slli_epi32::<8>(fx));
+        let (wx, wy) = (
+            _mm512_or_si512(wx, _mm512_slli_epi32::<16>(wx)),
+            _mm512_or_si512(_mm512_sub_epi32(one, fy), _mm512_slli_epi32::<16>(fy)),
+        );
+        let tx = _mm512_and_si512(_mm512_srai_epi32::<{ WEIGHT_BITS }>(xi), per(|l| &l.w_mask));
+        let ty = _mm512_and_si512(_mm512_srai_epi32::<{ WEIGHT_BITS }>(yi), per(|l| &l.h_mask));
+        let idx = _mm512_add_epi32(_mm512_sllv_epi32(ty, per(|l| &l.shift)), tx);
+        let mut i = [0u32; CHUNK];
+        _mm512_storeu_si512(i.as_mut_ptr() as *mut __m512i, idx);
+        // Read back from memory (loads), not extracted from the register (shuffles, which the
+        // blend below needs).
+        let i = std::hint::black_box(&i);
+        // The light of each pixel as 16-bit (r, r, g, g, b, b, 0, 0): register j holds pixel
+        // 4g + j in its 128-bit block g.
+        let lp = if GOURAUD {
+            let [r, g, b] = [0, 1, 2].map(|j| {
+                let v = _mm512_mul_ps(lin(s.cq[j], d.cq[j]), r);
+                let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), set(1.0));
+                let c = _mm512_cvttps_epi32(_mm512_add_ps(_mm512_mul_ps(v, set(256.0)), set(0.5)));
+                _mm512_or_si512(c, _mm512_slli_epi32::<16>(c))
+            });
+            let (lo, hi) = (_mm512_unpacklo_epi32(r, g), _mm512_unpackhi_epi32(r, g));
+            let zero = _mm512_setzero_si512();
+            let (blo, bhi) = (_mm512_unpacklo_epi32(b, zero), _mm512_unpackhi_epi32(b, zero));
+            [
+                _mm512_unpacklo_epi64(lo, blo),
+                _mm512_unpackhi_epi64(lo, blo),
+                _mm512_unpacklo_epi64(hi, bhi),
+                _mm512_unpackhi_epi64(hi, bhi),
+            ]
+        } else {
+            let Lit([r, g, b]) = flat;
+            [_mm512_broadcast_i32x4(_mm_setr_epi16(r, r, g, g, b, b, 0, 0)); 4]
+        };
+        let round = _mm512_set1_epi32(1 << (BLEND_SHIFT - 1));
+        let b = [0, 1, 2, 3].map(|g| levels[g].quads.as_ptr());
+        macro_rules! pixels {
+            ($j:literal) => {{
+                let ld = |g: usize| _mm_loadu_si128(b[g].add(i[4 * g + $j] as usize) as *const __m128i);
+                let t = _mm512_inserti32x4::<1>(_mm512_castsi128_si512(ld(0)), ld(1));
+                let t = _mm512_inserti32x4::<3>(_mm512_inserti32x4::<2>(t, ld(2)), ld(3));
+                // Each row blended horizontally: (top, bottom) per channel, then vertically with
+                // the light folded into the weights, plus the rounding term.
+                let v = _mm512_maddubs_epi16(t, _mm512_shuffle_epi32::<{ $j * 0x55 }>(wx));
+                let w = _mm512_mullo_epi16(_mm512_shuffle_epi32::<{ $j * 0x55 }>(wy), lp[$j]);
+                let sum = _mm512_dpwssd_epi32(round, v, w);
+                _mm512_srli_epi32::<{ BLEND_SHIFT }>(sum)
+            }};
+        }
+        let (a, b1, c, e) = (pixels!(0), pixels!(1), pixels!(2), pixels!(3));
+        let out = _mm512_packus_epi16(_mm512_packus_epi32(a, b1), _mm512_packus_epi32(c, e));
+        if ps == 0xffff {
+            _mm512_storeu_si512(cptr as *mut __m512i, out);
+            _mm512_storeu_ps(dptr, z);
+        } else {
+            _mm512_mask_storeu_epi32(cptr as *mut i32, ps, out);
+            _mm512_mask_storeu_ps(dptr, ps, z);
+        }
+    }
+}
+
 /// [`shade_chunk`] one pixel at a time: the definition the SIMD kernels reproduce bit for bit
 /// (and the path on CPUs without SSE4.1).
 #[allow(clippy::too_many_arguments)]
@@ -1554,6 +1788,15 @@ mod tests {
                 let n = c.len() / 16 * 16;
                 prop_assert_eq!(&got[..], &want[..n * 3]);
             }
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx512vbmi") && std::is_x86_feature_detected!("avx512bw") {
+                let mut got = vec![7u8];
+                // SAFETY: the CPU has AVX-512 VBMI and BW.
+                unsafe { pack_rgb16_vbmi(&c, &mut got) };
+                let n = c.len() / 16 * 16;
+                prop_assert_eq!(got[0], 7);
+                prop_assert_eq!(&got[1..], &want[..n * 3]);
+            }
             let r = Renderer { w: c.len(), h: 1, color: c.clone(), ..Default::default() };
             let f = r.resolve(c.len() as u32, 1, 1);
             if !c.is_empty() {
@@ -1603,7 +1846,7 @@ mod tests {
             prop_assert!((lod.level(k) - want).abs() <= 1, "{} vs {} (rho {})", lod.level(k), want, rho);
         }
 
-        /// The SSE4.1 and AVX2 chunks (addressing, depth test, fixed-point blend, light) equal the
+        /// The SSE4.1, AVX2 and AVX-512 chunks (addressing, depth test, fixed-point blend, light) equal the
         /// scalar one bit for bit.
         #[test]
         fn simd_chunk_matches_scalar(s in span(), d in step(), k0 in 0.0f32..200.0, (lv, lanes, lit, dp, cp) in chunk_inputs(), persp in prop::bool::ANY) {
@@ -1630,6 +1873,12 @@ mod tests {
                 if std::is_x86_feature_detected!("avx2") {
                     let (mut da, mut ca) = (dp, cp);
                     shade_chunk::<AVX2>(&levels, lanes, &s, &d, k0, lit, 0.01, persp, &mut da, &mut ca);
+                    prop_assert_eq!(da.map(f32::to_bits), db.map(f32::to_bits));
+                    prop_assert_eq!(ca, cb);
+                }
+                if Isa::avx512_detected() {
+                    let (mut da, mut ca) = (dp, cp);
+                    shade_chunk::<AVX512>(&levels, lanes, &s, &d, k0, lit, 0.01, persp, &mut da, &mut ca);
                     prop_assert_eq!(da.map(f32::to_bits), db.map(f32::to_bits));
                     prop_assert_eq!(ca, cb);
                 }
@@ -1660,7 +1909,7 @@ mod tests {
         }
     }
 
-    /// Whole frames drawn by the AVX2 and SSE4.1 paths equal the scalar path's, byte for byte,
+    /// Whole frames drawn by the AVX-512, AVX2 and SSE4.1 paths equal the scalar path's, byte for byte,
     /// for the four VL-DAC envs at both sizes, through a walk that turns and moves.
     #[test]
     fn simd_and_scalar_frames_are_identical() {
@@ -1670,6 +1919,9 @@ mod tests {
         let mut isas = vec![];
         #[cfg(target_arch = "x86_64")]
         {
+            if Isa::avx512_detected() {
+                isas.push(Isa::Avx512);
+            }
             if std::is_x86_feature_detected!("avx2") {
                 isas.push(Isa::Avx2);
             }

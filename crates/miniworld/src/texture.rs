@@ -78,10 +78,21 @@ pub struct Level {
     /// (r, r', g, g', b, b', a, a'); rows have `w + 1` entries, the last a copy of the first, so
     /// the right neighbour (wrapped) is the next entry. Entry (x, y) is at `(y << shift) + y + x`.
     pub pairs: Vec<u64>,
+    /// The same footprints for the AVX-512 kernel, one 16-byte entry per texel (x, y), at
+    /// `(y << shift) + x`: per channel the bytes (top-left, top-right, bottom-left, bottom-right)
+    /// of texels (x, y), (x + 1, y), (x, y + 1), (x + 1, y + 1) (wrapped), then four zero bytes.
+    /// `pmaddubsw` then blends each row horizontally and leaves the two rows' sums paired per
+    /// channel for `pmaddwd` (no byte shuffle in between).
+    pub quads: Vec<Quad>,
     pub texels: Vec<[f32; 4]>,
     /// The renderer's per-level constants, four lanes each.
     pub lanes: LevelLanes,
 }
+
+/// A texel's 2x2 footprint as [`Level::quads`] lays it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C, align(16))]
+pub struct Quad(pub [u8; 16]);
 
 /// A level's constants for the renderer's SIMD kernels, each repeated in four lanes (one 16-byte
 /// load per group of four pixels).
@@ -110,6 +121,21 @@ impl Level {
                 pairs.push((0..3).fold(0, |e, c| e | b(t[c]) << (16 * c) | b(u[c]) << (16 * c + 8)));
             }
         }
+        let t8 = |x: usize, y: usize| {
+            let t = texels[(y % h) * w + x % w];
+            [0, 1, 2].map(|c| (t[c] * 255.0 + 0.5) as u8)
+        };
+        let mut quads = Vec::with_capacity(w * h);
+        for y in 0..h {
+            for x in 0..w {
+                let (tl, tr, bl, br) = (t8(x, y), t8(x + 1, y), t8(x, y + 1), t8(x + 1, y + 1));
+                let mut q = [0u8; 16];
+                for c in 0..3 {
+                    q[4 * c..4 * c + 4].copy_from_slice(&[tl[c], tr[c], bl[c], br[c]]);
+                }
+                quads.push(Quad(q));
+            }
+        }
         let lanes = LevelLanes {
             wf: [(w << FRACTION_BITS) as f32; 4],
             hf: [(h << FRACTION_BITS) as f32; 4],
@@ -117,7 +143,7 @@ impl Level {
             h_mask: [h as i32 - 1; 4],
             shift: [shift as i32; 4],
         };
-        Level { w, h, shift, pairs, texels, lanes }
+        Level { w, h, shift, pairs, quads, texels, lanes }
     }
 
     /// Bilinear sample at (u, v) in repeats, wrapping (sizes are powers of two).
