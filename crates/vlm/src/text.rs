@@ -94,13 +94,17 @@ impl Attention {
         }
         let t = k.dims()[2];
         let rep = h / kvh;
-        let k = k.unsqueeze_dim::<5>(2).expand([b, kvh, rep, t, hd]).reshape([b, h, t, hd]);
-        let v = v.unsqueeze_dim::<5>(2).expand([b, kvh, rep, t, hd]).reshape([b, h, t, hd]);
+        // Grouped-query attention without repeating K/V: query head `g * rep + r` uses KV head
+        // `g` (transformers' `repeat_kv`), so the `rep` query heads of a group are stacked as
+        // `rep * s` rows against their one KV head. Repeating K/V instead copied the whole cache
+        // `rep` times per layer and step.
+        let q = q.reshape([b, kvh, rep * s, hd]);
+        let mask = mask.unsqueeze_dim::<5>(2).expand([b, kvh, rep, s, t]).reshape([b, kvh, rep * s, t]);
         // burn's fused attention: flex's tiled kernel on CPU, flash attention on CUDA (autotune),
         // SDPA on libtorch; under autodiff it falls back to the explicit form. Every query sees
         // at least its own key (see `Qwen2Vl::mask`), so no row is fully masked.
-        let mask = libtorch_mask(mask.expand([b, h, s, t]));
-        let out = attention(q, k, v, Some(mask), None, AttentionModuleOptions::default());
+        let out = attention(q, k, v, Some(libtorch_mask(mask)), None, AttentionModuleOptions::default());
+        let out = out.reshape([b, h, s, hd]);
         self.o_proj.forward(out.swap_dims(1, 2).reshape([b, s, h * hd]), adapters)
     }
 }
