@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod cpu_bf16;
 pub mod device;
 pub mod error;
 pub mod hf_files;

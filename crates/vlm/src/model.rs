@@ -10,7 +10,7 @@ use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData};
 use crate::config::Qwen2VlConfig;
 use crate::error::{Result, VlmError};
 use crate::image_proc::PixelValues;
-use crate::nn::{cast, export_linear, load_linear, matmul_last};
+use crate::nn::{cast, export_linear, load_linear};
 use crate::rope::{MropePositions, mrope_cos_sin, mrope_positions};
 use crate::text::{KvCache, TextModel};
 use crate::vision::VisionTower;
@@ -187,8 +187,9 @@ impl Qwen2Vl {
     /// - hidden: `[b, s, hidden]` -> `[b, s, vocab]`
     pub fn lm_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         let logits = match &self.lm_head {
-            Some(h) => h.forward(hidden),
-            None => matmul_last(hidden, self.model.embed_tokens.val().transpose()),
+            Some(h) => crate::cpu_bf16::linear(h, hidden),
+            // bf16 on flex: f32 logits holding bf16-rounded values, as the bf16 head then `.float()`.
+            None => crate::cpu_bf16::matmul_last(hidden, self.model.embed_tokens.val().transpose(), true),
         };
         cast(logits, DType::F32)
     }

@@ -116,7 +116,7 @@ impl LoraLinear {
     /// # Shapes
     /// - x: `[.., in]` -> `[.., out]`
     pub fn forward<const D: usize>(&self, x: Tensor<D>, adapters: bool) -> Tensor<D> {
-        let y = self.base.forward(x.clone());
+        let y = crate::cpu_bf16::linear(&self.base, x.clone());
         match (&self.lora, adapters) {
             (Some(l), true) => {
                 let dtype = y.dtype();

@@ -10,6 +10,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::config::VisionConfig;
+use crate::cpu_bf16::linear;
 use crate::error::Result;
 use crate::nn::{LayerNorm, cast, device_tensor, export_linear, load_linear, to_host};
 use crate::rope::vision_cos_sin;
@@ -68,7 +69,7 @@ impl VisionBlock {
         let [n, e] = x.dims();
         let h = self.num_heads;
         let hd = e / h;
-        let qkv = self.qkv.forward(x).reshape([n, 3, h, hd]);
+        let qkv = linear(&self.qkv, x).reshape([n, 3, h, hd]);
         let q = qkv.clone().narrow(1, 0, 1).reshape([n, h, hd]);
         let k = qkv.clone().narrow(1, 1, 1).reshape([n, h, hd]);
         let v = qkv.narrow(1, 2, 1).reshape([n, h, hd]);
@@ -88,12 +89,12 @@ impl VisionBlock {
             AttentionModuleOptions::default(),
         );
         let out: Tensor<3> = out.squeeze_dim(0); // [h, n, hd]
-        self.proj.forward(out.swap_dims(0, 1).reshape([n, e]))
+        linear(&self.proj, out.swap_dims(0, 1).reshape([n, e]))
     }
 
     fn forward(&self, x: Tensor<2>, cos: Tensor<3>, sin: Tensor<3>) -> Tensor<2> {
         let x = x.clone() + self.attention(self.norm1.forward(x), cos, sin);
-        let h = self.fc2.forward(quick_gelu(self.fc1.forward(self.norm2.forward(x.clone()))));
+        let h = linear(&self.fc2, quick_gelu(linear(&self.fc1, self.norm2.forward(x.clone()))));
         x + h
     }
 }
@@ -160,7 +161,11 @@ impl VisionTower {
         let dev = pixel_values.device();
         let c = &self.config;
         let hd = c.head_dim();
-        let x = cast(pixel_values, self.patch_embed.val().dtype()).matmul(self.patch_embed.val());
+        let x = crate::cpu_bf16::matmul_last(
+            cast(pixel_values, self.patch_embed.val().dtype()),
+            self.patch_embed.val(),
+            false,
+        );
         let (cos, sin) = vision_cos_sin(grids, hd, c.spatial_merge_size);
         let n_total = x.dims()[0];
         let cos = Tensor::<3>::from_data(TensorData::new(cos, [n_total, 1, hd]), (&dev, DType::F32));
@@ -181,6 +186,6 @@ impl VisionTower {
         let h = Tensor::cat(outs, 0);
         let m2 = c.spatial_merge_size * c.spatial_merge_size;
         let h = self.merger.ln_q.forward(h).reshape([n_total / m2, c.embed_dim * m2]);
-        self.merger.fc2.forward(gelu(self.merger.fc1.forward(h)))
+        linear(&self.merger.fc2, gelu(linear(&self.merger.fc1, h)))
     }
 }

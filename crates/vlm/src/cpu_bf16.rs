@@ -1,0 +1,586 @@
+//! bf16-weight matmul for burn's flex (CPU) backend, used by inference when the weights are bf16.
+//!
+//! flex multiplies bf16 by copying both operands to contiguous f32 buffers on every call, on one
+//! thread, and rounding the product back: at decode that widens every weight once per token,
+//! the tied LM head (a transposed 151,936 x 1,536 view) included. Here the weight stays bf16 where
+//! it lies: a few rows stream it once, widened in registers; many rows widen it panel by panel
+//! into a cache-sized buffer for gemm's f32 kernel. Sums are f32 and the result is rounded to bf16
+//! once, as torch does. Autodiff, other backends and f32 weights never come here.
+
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind};
+use burn::nn::Linear;
+use burn::tensor::{Bytes, DType, Shape, Tensor, bf16};
+use rayon::prelude::*;
+
+/// How the bf16 weight `W[k, j]` (`k` inner, `j` output column) lies in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightLayout {
+    /// At `k * n + j`: burn's Linear `[in, out]`.
+    InOut,
+    /// At `j * k_len + k`: an `[out, in]` matrix used transposed (the tied LM head's embedding).
+    OutIn,
+}
+
+/// Up to this many rows, the weight is streamed (GEMV-like); above, widened panels feed gemm.
+const SMALL_M: usize = 16;
+/// Up to this many rows, threads split W by rows (m x n partial sums each); above, by columns
+/// (measured at 2b:4: one row 18.4 vs 15.9 tok/s, eight rows 29.5 vs 35.3).
+const SPLIT_K_M: usize = 2;
+/// Width of the W chunk the streaming kernel widens at a time (four rows of it stay in L1).
+const NT_MAX: usize = 256;
+/// gemm panel: this many output columns by `KB` inner rows, widened to f32 (512 KiB, in L2).
+const NB: usize = 256;
+const KB: usize = 512;
+
+/// `x @ w (+ bias)` on flex for `x: [.., k]`, `w: [k, n]` (its own layout or the transpose of a
+/// contiguous `[n, k]`), all bf16 and outside autodiff; the output is bf16, or f32 holding the
+/// bf16-rounded values when `f32_out`. Gives `x` back when this path does not apply.
+// The input comes back by value on the Err side so the caller can take burn's path with it.
+#[allow(clippy::result_large_err)]
+pub fn try_matmul<const D: usize>(
+    x: Tensor<D>,
+    w: &Tensor<2>,
+    bias: Option<&Tensor<1>>,
+    f32_out: bool,
+) -> Result<Tensor<D>, Tensor<D>> {
+    if !enabled()
+        || x.dtype() != DType::BF16
+        || w.dtype() != DType::BF16
+        || bias.is_some_and(|b| b.dtype() != DType::BF16)
+    {
+        return Err(x);
+    }
+    let (Some(wf), Some(bf)) = (flex(w.clone()), bias.map_or(Some(None), |b| flex(b.clone()).map(Some))) else {
+        return Err(x);
+    };
+    let xd = x.into_dispatch();
+    let xf = match xd {
+        DispatchTensor {
+            kind: DispatchTensorKind::Flex(BackendTensor::Float(t)),
+            autodiff: DispatchAutodiffContext::Disabled,
+        } => t,
+        other => return Err(Tensor::from_dispatch(other)),
+    };
+    let dims = xf.layout().shape().to_vec();
+    let k = dims[D - 1];
+    let m: usize = dims[..D - 1].iter().product();
+    let wl = wf.layout();
+    let (wk, n) = (wl.shape()[0], wl.shape()[1]);
+    let layout = match wl.strides() {
+        [s0, 1] if *s0 == n as isize => Some(WeightLayout::InOut),
+        [1, s1] if *s1 == k as isize => Some(WeightLayout::OutIn),
+        _ => None,
+    };
+    let (Some(layout), true) = (layout, wk == k) else {
+        return Err(Tensor::from_dispatch(flex_dispatch(xf)));
+    };
+    let off = wl.start_offset();
+    let w_data = &wf.storage::<bf16>()[off..off + k * n];
+    let xc = if xf.is_contiguous() { xf } else { xf.to_contiguous() };
+    let x_data = xc.as_slice::<bf16>().expect("contiguous bf16");
+    let bias_c = bf.map(|b| b.to_contiguous());
+    let b_data = bias_c.as_ref().map(|b| b.as_slice::<bf16>().expect("contiguous bf16"));
+
+    let mut xw = vec![0f32; m * k];
+    xw.par_chunks_mut(4096).zip(x_data.par_chunks(4096)).for_each(|(d, s)| widen_into(d, s));
+    let mut out = vec![0f32; m * n];
+    matmul_f32_out(&xw, m, k, w_data, n, layout, b_data, &mut out);
+    let mut out_dims = dims;
+    out_dims[D - 1] = n;
+    let shape = Shape::from(out_dims);
+    let t = if f32_out {
+        out.par_chunks_mut(4096)
+            .for_each(|c| c.iter_mut().for_each(|v| *v = f32::from_bits(u32::from(round_bits(*v)) << 16)));
+        FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(shape), DType::F32)
+    } else {
+        let mut o = vec![bf16::ZERO; m * n];
+        o.par_chunks_mut(4096).zip(out.par_chunks(4096)).for_each(|(d, s)| {
+            d.iter_mut().zip(s).for_each(|(d, &s)| *d = bf16::from_bits(round_bits(s)));
+        });
+        FlexTensor::new(Bytes::from_elems(o), Layout::contiguous(shape), DType::BF16)
+    };
+    Ok(Tensor::from_dispatch(flex_dispatch(t)))
+}
+
+/// `Linear::forward`, through [`try_matmul`] when it applies (bias added in f32 before rounding).
+pub fn linear<const D: usize>(l: &Linear, x: Tensor<D>) -> Tensor<D> {
+    let w = l.weight.val();
+    let b = l.bias.as_ref().map(|b| b.val());
+    match try_matmul(x, &w, b.as_ref(), false) {
+        Ok(y) => y,
+        Err(x) => l.forward(x),
+    }
+}
+
+/// [`crate::nn::matmul_last`], through [`try_matmul`] when it applies (see there for `f32_out`).
+pub fn matmul_last<const D: usize>(x: Tensor<D>, w: Tensor<2>, f32_out: bool) -> Tensor<D> {
+    match try_matmul(x, &w, None, f32_out) {
+        Ok(y) => y,
+        Err(x) => crate::nn::matmul_last(x, w),
+    }
+}
+
+/// `VLDAC_FLEX_BF16=0` leaves bf16 to burn's own matmul (for A/B timing).
+fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("VLDAC_FLEX_BF16").map_or(true, |v| v != "0"))
+}
+
+fn flex<const D: usize>(t: Tensor<D>) -> Option<FlexTensor> {
+    match t.into_dispatch() {
+        DispatchTensor {
+            kind: DispatchTensorKind::Flex(BackendTensor::Float(t)),
+            autodiff: DispatchAutodiffContext::Disabled,
+        } => Some(t),
+        _ => None,
+    }
+}
+
+fn flex_dispatch(t: FlexTensor) -> DispatchTensor {
+    DispatchTensor {
+        kind: DispatchTensorKind::Flex(BackendTensor::Float(t)),
+        autodiff: DispatchAutodiffContext::Disabled,
+    }
+}
+
+#[inline(always)]
+fn widen(v: bf16) -> f32 {
+    f32::from_bits(u32::from(v.to_bits()) << 16)
+}
+
+/// f32 -> bf16 bits, round to nearest even (NaN stays NaN), branch-free so it vectorises.
+#[inline(always)]
+fn round_bits(f: f32) -> u16 {
+    let b = f.to_bits();
+    let rounded = (b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16) as u16;
+    if f.is_nan() { ((b >> 16) as u16) | 0x40 } else { rounded }
+}
+
+/// `out[m, n] = x[m, k] @ W (+ bias)` in f32 (not rounded), `W` bf16 in `layout`.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_f32_out(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &[bf16],
+    n: usize,
+    layout: WeightLayout,
+    bias: Option<&[bf16]>,
+    out: &mut [f32],
+) {
+    assert_eq!(x.len(), m * k);
+    assert_eq!(w.len(), k * n);
+    assert_eq!(out.len(), m * n);
+    assert!(bias.is_none_or(|b| b.len() == n));
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for row in out.chunks_mut(n) {
+            row.iter_mut().enumerate().for_each(|(j, v)| *v = bias.map_or(0.0, |b| widen(b[j])));
+        }
+        return;
+    }
+    match (m > SMALL_M, layout) {
+        (true, _) => gemm_panels(x, m, k, w, n, layout, bias, SharedOut(out.as_mut_ptr())),
+        (false, WeightLayout::InOut) if m <= SPLIT_K_M => stream_in_out(x, m, k, w, n, bias, out),
+        (false, WeightLayout::InOut) => tiles_in_out(x, m, k, w, n, bias, SharedOut(out.as_mut_ptr())),
+        (false, WeightLayout::OutIn) => stream_out_in(x, m, k, w, n, bias, SharedOut(out.as_mut_ptr())),
+    }
+}
+
+/// The output buffer shared by tasks that write disjoint columns of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: every task writes its own columns only; the buffer outlives the parallel loop.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+impl SharedOut {
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Many rows: widen a `KB x NB` panel of W into a per-thread buffer and let gemm (one thread per
+/// panel, panels spread over rayon's pool) accumulate into the output's columns.
+#[allow(clippy::too_many_arguments)]
+fn gemm_panels(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &[bf16],
+    n: usize,
+    layout: WeightLayout,
+    bias: Option<&[bf16]>,
+    dst: SharedOut,
+) {
+    let panels = n.div_ceil(NB);
+    (0..panels).into_par_iter().for_each_init(
+        || vec![0f32; NB * KB],
+        |buf, p| {
+            let j0 = p * NB;
+            let nb = NB.min(n - j0);
+            let out = dst.ptr();
+            if let Some(b) = bias {
+                for i in 0..m {
+                    for jj in 0..nb {
+                        // SAFETY: row i, column j0 + jj < n of the m x n output; this panel's columns.
+                        unsafe { *out.add(i * n + j0 + jj) = widen(b[j0 + jj]) };
+                    }
+                }
+            }
+            for k0 in (0..k).step_by(KB) {
+                let kb = KB.min(k - k0);
+                let (rhs_cs, rhs_rs) = match layout {
+                    WeightLayout::InOut => {
+                        for kk in 0..kb {
+                            let src = &w[(k0 + kk) * n + j0..][..nb];
+                            widen_into(&mut buf[kk * nb..][..nb], src);
+                        }
+                        (1, nb as isize)
+                    }
+                    WeightLayout::OutIn => {
+                        for jj in 0..nb {
+                            let src = &w[(j0 + jj) * k + k0..][..kb];
+                            widen_into(&mut buf[jj * kb..][..kb], src);
+                        }
+                        (kb as isize, 1)
+                    }
+                };
+                // SAFETY: dst covers m x n with row stride n; the panel's columns j0..j0+nb are
+                // only touched by this task; lhs is m x k (row stride k), rhs is the kb x nb panel.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        nb,
+                        kb,
+                        out.add(j0),
+                        1,
+                        n as isize,
+                        bias.is_some() || k0 > 0,
+                        x.as_ptr().add(k0),
+                        1,
+                        k as isize,
+                        buf.as_ptr(),
+                        rhs_cs,
+                        rhs_rs,
+                        1.0f32,
+                        1.0f32,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        },
+    );
+}
+
+fn widen_into(dst: &mut [f32], src: &[bf16]) {
+    dst.iter_mut().zip(src).for_each(|(d, &s)| *d = widen(s));
+}
+
+/// Few rows, W as `[k, n]`: each thread takes a contiguous block of W's rows and reads it
+/// front to back (the prefetcher's best case; column tiles would jump a row per step), keeping
+/// `m x n` f32 partial sums; the threads' partials are then added in a fixed order.
+fn stream_in_out(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[bf16]>, out: &mut [f32]) {
+    let tasks = rayon::current_num_threads().clamp(1, k.div_ceil(64));
+    let rows = k.div_ceil(tasks);
+    let mut parts = vec![0f32; tasks * m * n];
+    parts.par_chunks_mut(m * n).enumerate().for_each(|(t, part)| {
+        let k0 = (t * rows).min(k);
+        kernels::in_out_rows(x, m, k, k0, (k0 + rows).min(k), w, n, part);
+    });
+    out.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = bias.map_or(0.0, |b| widen(b[j]));
+        }
+        for part in parts.chunks(m * n) {
+            row.iter_mut().zip(&part[i * n..][..n]).for_each(|(v, p)| *v += p);
+        }
+    });
+}
+
+/// Output columns per task: enough tasks to balance the pool, each tile at most `NT_MAX` wide and
+/// a multiple of 16 lanes.
+fn tile_width(n: usize) -> usize {
+    let tasks = rayon::current_num_threads().max(1) * 4;
+    n.div_ceil(tasks).next_multiple_of(16).clamp(16, NT_MAX)
+}
+
+/// A few more rows, W as `[k, n]`: each task owns a column tile, walks W's rows once and keeps the
+/// `m x tile` f32 sums in L1.
+fn tiles_in_out(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[bf16]>, dst: SharedOut) {
+    let nt = tile_width(n);
+    (0..n.div_ceil(nt)).into_par_iter().for_each(|t| {
+        let j0 = t * nt;
+        let width = nt.min(n - j0);
+        let mut acc = [0f32; SMALL_M * NT_MAX];
+        kernels::in_out_tile(x, m, k, w, n, j0, width, &mut acc);
+        let out = dst.ptr();
+        for i in 0..m {
+            for jj in 0..width {
+                let v = acc[i * NT_MAX + jj] + bias.map_or(0.0, |b| widen(b[j0 + jj]));
+                // SAFETY: row i < m, column j0 + jj < n; this task's columns only.
+                unsafe { *out.add(i * n + j0 + jj) = v };
+            }
+        }
+    });
+}
+
+/// Few rows, W stored `[n, k]` (transposed use): each output is a dot product of an x row with a
+/// contiguous W row, so the tied LM head is read once, in order, without a transposed copy.
+fn stream_out_in(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[bf16]>, dst: SharedOut) {
+    const ROWS: usize = 64;
+    (0..n.div_ceil(ROWS)).into_par_iter().for_each_init(
+        || vec![0f32; k],
+        |buf, t| {
+            let out = dst.ptr();
+            for j in t * ROWS..((t + 1) * ROWS).min(n) {
+                widen_into(buf, &w[j * k..][..k]);
+                let b = bias.map_or(0.0, |b| widen(b[j]));
+                for i in 0..m {
+                    let v = kernels::dot(buf, &x[i * k..][..k]) + b;
+                    // SAFETY: row i < m, column j < n; this task's columns only.
+                    unsafe { *out.add(i * n + j) = v };
+                }
+            }
+        },
+    );
+}
+
+/// The inner loops, compiled for AVX-512 and AVX2+FMA (picked at run time) with a portable
+/// fallback; the bodies are plain loops over fixed-width lanes that LLVM vectorises.
+mod kernels {
+    use super::{NT_MAX, widen};
+    use burn::tensor::bf16;
+
+    #[inline(always)]
+    fn fma<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
+        if FUSED { a.mul_add(b, c) } else { a * b + c }
+    }
+
+    /// `acc[i * n + j] += sum_{k0 <= kk < k1} x[i, kk] W[kk, j]`: four W rows at a time, swept
+    /// left to right in `NT_MAX`-wide chunks widened once and used for all `m` rows, so each
+    /// accumulator is loaded and stored once per four products.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn in_out_rows_body<const FUSED: bool>(
+        x: &[f32],
+        m: usize,
+        k: usize,
+        k0: usize,
+        k1: usize,
+        w: &[bf16],
+        n: usize,
+        acc: &mut [f32],
+    ) {
+        let mut wf = [[0f32; NT_MAX]; 4];
+        let mut kk = k0;
+        while kk < k1 {
+            let r = (k1 - kk).min(4);
+            let mut j0 = 0;
+            while j0 < n {
+                let width = NT_MAX.min(n - j0);
+                for (q, row) in wf.iter_mut().enumerate() {
+                    if q < r {
+                        let src = &w[(kk + q) * n + j0..][..width];
+                        row[..width].iter_mut().zip(src).for_each(|(d, &s)| *d = widen(s));
+                    } else {
+                        // Padding rows: 0 x 0, never 0 x a real (maybe infinite) input.
+                        row[..width].fill(0.0);
+                    }
+                }
+                let (w0, w1, w2, w3) = (&wf[0][..width], &wf[1][..width], &wf[2][..width], &wf[3][..width]);
+                for i in 0..m {
+                    let xs: [f32; 4] = std::array::from_fn(|q| if q < r { x[i * k + kk + q] } else { 0.0 });
+                    let a = &mut acc[i * n + j0..][..width];
+                    for jj in 0..width {
+                        let mut v = a[jj];
+                        v = fma::<FUSED>(xs[0], w0[jj], v);
+                        v = fma::<FUSED>(xs[1], w1[jj], v);
+                        v = fma::<FUSED>(xs[2], w2[jj], v);
+                        v = fma::<FUSED>(xs[3], w3[jj], v);
+                        a[jj] = v;
+                    }
+                }
+                j0 += width;
+            }
+            kk += r;
+        }
+    }
+
+    /// `acc[i * NT_MAX + jj] = sum_k x[i, k] W[k, j0 + jj]` for `jj < width`, four W rows at a
+    /// time so each accumulator is loaded and stored once per four products.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn in_out_tile_body<const FUSED: bool>(
+        x: &[f32],
+        m: usize,
+        k: usize,
+        w: &[bf16],
+        n: usize,
+        j0: usize,
+        width: usize,
+        acc: &mut [f32],
+    ) {
+        let mut wf = [[0f32; NT_MAX]; 4];
+        let mut k0 = 0;
+        while k0 + 4 <= k {
+            for (r, row) in wf.iter_mut().enumerate() {
+                let src = &w[(k0 + r) * n + j0..][..width];
+                row[..width].iter_mut().zip(src).for_each(|(d, &s)| *d = widen(s));
+            }
+            for i in 0..m {
+                let xs = &x[i * k + k0..][..4];
+                let a = &mut acc[i * NT_MAX..][..width];
+                let (w0, w1, w2, w3) = (&wf[0][..width], &wf[1][..width], &wf[2][..width], &wf[3][..width]);
+                for jj in 0..width {
+                    let mut v = a[jj];
+                    v = fma::<FUSED>(xs[0], w0[jj], v);
+                    v = fma::<FUSED>(xs[1], w1[jj], v);
+                    v = fma::<FUSED>(xs[2], w2[jj], v);
+                    v = fma::<FUSED>(xs[3], w3[jj], v);
+                    a[jj] = v;
+                }
+            }
+            k0 += 4;
+        }
+        for kk in k0..k {
+            let src = &w[kk * n + j0..][..width];
+            wf[0][..width].iter_mut().zip(src).for_each(|(d, &s)| *d = widen(s));
+            for i in 0..m {
+                let xi = x[i * k + kk];
+                let a = &mut acc[i * NT_MAX..][..width];
+                a.iter_mut().zip(&wf[0][..width]).for_each(|(v, &wv)| *v = fma::<FUSED>(xi, wv, *v));
+            }
+        }
+    }
+
+    /// Dot product with 32 independent lanes (vectorisable; the order differs from a serial sum
+    /// only by f32 rounding).
+    #[inline(always)]
+    fn dot_body<const FUSED: bool>(a: &[f32], b: &[f32]) -> f32 {
+        const L: usize = 32;
+        let mut acc = [0f32; L];
+        let (ac, at) = a.split_at(a.len() / L * L);
+        let (bc, bt) = b.split_at(ac.len());
+        for (ca, cb) in ac.chunks_exact(L).zip(bc.chunks_exact(L)) {
+            for l in 0..L {
+                acc[l] = fma::<FUSED>(ca[l], cb[l], acc[l]);
+            }
+        }
+        for (l, (&p, &q)) in at.iter().zip(bt).enumerate() {
+            acc[l] = fma::<FUSED>(p, q, acc[l]);
+        }
+        let mut width = L;
+        while width > 1 {
+            width /= 2;
+            for l in 0..width {
+                acc[l] += acc[l + width];
+            }
+        }
+        acc[0]
+    }
+
+    macro_rules! dispatch {
+        ($name:ident, $body:ident, ($($arg:ident : $ty:ty),*) $(-> $ret:ty)?) => {
+            #[allow(clippy::too_many_arguments)]
+            pub(super) fn $name($($arg: $ty),*) $(-> $ret)? {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx512f,avx2,fma")]
+                    #[allow(clippy::too_many_arguments)]
+                    unsafe fn avx512($($arg: $ty),*) $(-> $ret)? { $body::<true>($($arg),*) }
+                    #[target_feature(enable = "avx2,fma")]
+                    #[allow(clippy::too_many_arguments)]
+                    unsafe fn avx2($($arg: $ty),*) $(-> $ret)? { $body::<true>($($arg),*) }
+                    if std::arch::is_x86_feature_detected!("avx512f") {
+                        // SAFETY: the CPU has the features the function was compiled for.
+                        return unsafe { avx512($($arg),*) };
+                    }
+                    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                        // SAFETY: as above.
+                        return unsafe { avx2($($arg),*) };
+                    }
+                }
+                $body::<false>($($arg),*)
+            }
+        };
+    }
+
+    dispatch!(in_out_rows, in_out_rows_body, (x: &[f32], m: usize, k: usize, k0: usize, k1: usize, w: &[bf16], n: usize, acc: &mut [f32]));
+    dispatch!(in_out_tile, in_out_tile_body, (x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, j0: usize, width: usize, acc: &mut [f32]));
+    dispatch!(dot, dot_body, (a: &[f32], b: &[f32]) -> f32);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(
+        x: &[f32],
+        m: usize,
+        k: usize,
+        w: &[bf16],
+        n: usize,
+        layout: WeightLayout,
+        bias: Option<&[bf16]>,
+    ) -> Vec<f64> {
+        let mut out = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = bias.map_or(0.0, |b| b[j].to_f64());
+                for kk in 0..k {
+                    let wv = match layout {
+                        WeightLayout::InOut => w[kk * n + j],
+                        WeightLayout::OutIn => w[j * k + kk],
+                    };
+                    s += f64::from(x[i * k + kk]) * wv.to_f64();
+                }
+                out[i * n + j] = s;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn kernels_match_f64_reference() {
+        let mut seed = 0x9E37_79B9u32;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed as f32 / u32::MAX as f32) * 2.0 - 1.0
+        };
+        for &(m, k, n) in &[(1, 37, 53), (3, 129, 300), (8, 64, 17), (16, 5, 1000), (17, 600, 301), (40, 1100, 520)] {
+            for layout in [WeightLayout::InOut, WeightLayout::OutIn] {
+                for with_bias in [false, true] {
+                    let x: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
+                    let w: Vec<bf16> = (0..k * n).map(|_| bf16::from_f32(rnd())).collect();
+                    let b: Vec<bf16> = (0..n).map(|_| bf16::from_f32(rnd())).collect();
+                    let bias = with_bias.then_some(&b[..]);
+                    let mut out = vec![f32::NAN; m * n];
+                    matmul_f32_out(&x, m, k, &w, n, layout, bias, &mut out);
+                    let want = reference(&x, m, k, &w, n, layout, bias);
+                    for (got, want) in out.iter().zip(&want) {
+                        let tol = 1e-5 * (k as f64).sqrt() + 1e-6 * want.abs();
+                        assert!((f64::from(*got) - want).abs() <= tol, "{m}x{k}x{n} {layout:?}: {got} vs {want}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rounding_is_nearest_even() {
+        // Ties (1 + 2^-8 rounds down to even, 1 + 3 * 2^-8 up), overflow to infinity, subnormals.
+        let ties = [f32::from_bits(0x3F80_8000), f32::from_bits(0x3F81_8000)];
+        for v in [0.0f32, -0.0, 1.0, ties[0], ties[1], -std::f32::consts::PI, 65504.0, f32::INFINITY, f32::MAX, 1e-40] {
+            assert_eq!(round_bits(v), bf16::from_f32(v).to_bits(), "{v}");
+        }
+        assert!(bf16::from_bits(round_bits(f32::NAN)).is_nan());
+    }
+}

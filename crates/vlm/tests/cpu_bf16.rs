@@ -1,0 +1,70 @@
+//! The flex bf16-weight matmul (`cpu_bf16`) against burn's f32 matmul of the same bf16 values
+//! widened to f32: equal up to f32 summation order and the one final bf16 rounding, for decode-
+//! and prefill-sized row counts, odd widths, a bias, and the tied head's transposed weight. Paths
+//! it must not take (autodiff, f32) give the input back untouched.
+
+use burn::tensor::{DType, Device, Distribution, Tensor};
+use vldac_vlm::cpu_bf16::try_matmul;
+
+fn random<const D: usize>(shape: [usize; D], dev: &Device) -> Tensor<D> {
+    Tensor::<D>::random(shape, Distribution::Uniform(-1.0, 1.0), (dev, DType::F32)).cast(DType::BF16)
+}
+
+/// Max of |got - want| / (|want| + floor), both read as f32.
+fn rel_err<const D: usize>(got: Tensor<D>, want: Tensor<D>, floor: f32) -> f32 {
+    let g = got.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap();
+    let w = want.into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(g.len(), w.len());
+    g.iter().zip(&w).map(|(g, w)| (g - w).abs() / (w.abs() + floor)).fold(0.0, f32::max)
+}
+
+#[test]
+fn bf16_weight_matmul_matches_f32_matmul() {
+    let dev = Device::flex();
+    // (rows as [b, s], k, n): decode (1, 3, 8 rows), the gemm path (334 rows), odd sizes.
+    for &([b, s], k, n) in
+        &[([1, 1], 1536, 256), ([3, 1], 37, 301), ([8, 1], 129, 1000), ([2, 167], 300, 517), ([1, 40], 1025, 33)]
+    {
+        let x = random([b, s, k], &dev);
+        let xf = x.clone().cast(DType::F32);
+        let bias = random([n], &dev);
+        // Linear layout: w is [k, n] contiguous, with and without a bias.
+        let w = random([k, n], &dev);
+        let want = xf.clone().matmul(w.clone().cast(DType::F32).unsqueeze());
+        let got = try_matmul(x.clone(), &w, None, false).expect("flex bf16 path");
+        assert_eq!(got.dtype(), DType::BF16);
+        assert_eq!(got.dims(), [b, s, n]);
+        let e = rel_err(got, want.clone(), 0.05);
+        assert!(e < 5e-3, "[{b},{s}]x{k}x{n}: relative error {e}");
+        let want_b = want + bias.clone().cast(DType::F32).unsqueeze();
+        let got = try_matmul(x.clone(), &w, Some(&bias), false).expect("flex bf16 path");
+        let e = rel_err(got, want_b, 0.05);
+        assert!(e < 5e-3, "[{b},{s}]x{k}x{n} + bias: relative error {e}");
+        // Tied head: the weight is the transpose of a contiguous [n, k] embedding, f32 output.
+        let emb = random([n, k], &dev);
+        let want = xf.matmul(emb.clone().cast(DType::F32).transpose().unsqueeze());
+        let got = try_matmul(x, &emb.transpose(), None, true).expect("flex bf16 path");
+        assert_eq!(got.dtype(), DType::F32);
+        let e = rel_err(got, want, 0.05);
+        assert!(e < 5e-3, "tied [{b},{s}]x{k}x{n}: relative error {e}");
+    }
+}
+
+#[test]
+fn other_paths_are_left_alone() {
+    let dev = Device::flex();
+    let w = random([16, 8], &dev);
+    // f32 activations.
+    let x = Tensor::<2>::ones([2, 16], (&dev, DType::F32));
+    let back = try_matmul(x, &w, None, false).expect_err("f32 input is not ours");
+    assert_eq!(back.dtype(), DType::F32);
+    // Autodiff: the input comes back whole and still differentiable.
+    let adev = dev.clone().autodiff();
+    let x = random([2, 16], &adev).require_grad();
+    let back = try_matmul(x, &w, None, false).expect_err("autodiff is not ours");
+    assert!(back.is_require_grad());
+    let wa = random([16, 8], &adev);
+    let x = random([2, 16], &dev);
+    let back = try_matmul(x, &wa, None, false).expect_err("autodiff weight is not ours");
+    assert_eq!(back.dims(), [2, 16]);
+}
