@@ -543,6 +543,9 @@ impl Renderer {
                     let dot = |a: &[f64; 3]| a[0] * d[0] + a[1] * d[1] + a[2] * d[2];
                     CVert { vx: dot(r), vy: dot(u), w: dot(f), u: v.uv[0], v: v.uv[1], c: v.c }
                 });
+                if hidden(&cv[..t.n], *sx, *sy, t.cull) {
+                    return;
+                }
                 // Clip against the near plane (w >= NEAR).
                 let mut poly: [CVert; MAX_VERTS] = [cv[0]; MAX_VERTS];
                 let mut n = 0;
@@ -826,6 +829,35 @@ fn pack_rgb16_ssse3(color: &[u32], out: &mut Vec<u8>) {
     // SAFETY: the loop above initialised the first `blocks.len() * 48` bytes of spare capacity
     // (reserved above).
     unsafe { out.set_len(len + blocks.len() * 48) };
+}
+
+/// Whether a face (view-space vertices: right, up, forward) certainly covers no pixel: all its
+/// vertices beyond one side plane of the view frustum, or (`cull`) it is seen clearly from behind
+/// (the triple product of three vertices, whose sign is the projected winding's, below a margin
+/// far outside rounding), so it is rejected before clipping, projection and set-up. Faces near the
+/// limits go on to the rasterizer, which decides as before.
+#[inline(always)]
+fn hidden(v: &[CVert], sx: f64, sy: f64, cull: bool) -> bool {
+    // Beyond the plane a = w, with margin: a - w > 1e-6 (|a| + |w|).
+    let beyond = |a: f64, w: f64| a - w > 1e-6 * (a.abs() + w.abs());
+    if v.iter().all(|c| beyond(c.vx * sx, c.w))
+        || v.iter().all(|c| beyond(-c.vx * sx, c.w))
+        || v.iter().all(|c| beyond(c.vy * sy, c.w))
+        || v.iter().all(|c| beyond(-c.vy * sy, c.w))
+    {
+        return true;
+    }
+    if !cull {
+        return false;
+    }
+    let p = |c: &CVert| [c.vx, c.vy, c.w];
+    let (a, b, c) = (p(&v[0]), p(&v[1]), p(&v[2]));
+    let triple =
+        a[0] * (b[1] * c[2] - b[2] * c[1]) + a[1] * (b[2] * c[0] - b[0] * c[2]) + a[2] * (b[0] * c[1] - b[1] * c[0]);
+    let norm = |x: [f64; 3]| (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt();
+    // The rasterizer culls a positive screen-space area (y down), which is a negative triple
+    // product of the view-space vertices.
+    triple < -1e-3 * norm(a) * norm(b) * norm(c)
 }
 
 /// Whether every depth key in `depth` is at least `z` (then a pixel whose key is at most `z` fails
