@@ -54,13 +54,9 @@ pub fn try_matmul<const D: usize>(
     let (Some(wf), Some(bf)) = (flex(w.clone()), bias.map_or(Some(None), |b| flex(b.clone()).map(Some))) else {
         return Err(x);
     };
-    let xd = x.into_dispatch();
-    let xf = match xd {
-        DispatchTensor {
-            kind: DispatchTensorKind::Flex(BackendTensor::Float(t)),
-            autodiff: DispatchAutodiffContext::Disabled,
-        } => t,
-        other => return Err(Tensor::from_dispatch(other)),
+    let xf = match flex_of(x.into_dispatch()) {
+        Ok(t) => t,
+        Err(other) => return Err(Tensor::from_dispatch(other)),
     };
     let dims = xf.layout().shape().to_vec();
     let k = dims[D - 1];
@@ -127,14 +123,20 @@ fn enabled() -> bool {
     *ON.get_or_init(|| std::env::var("VLDAC_FLEX_BF16").map_or(true, |v| v != "0"))
 }
 
-fn flex<const D: usize>(t: Tensor<D>) -> Option<FlexTensor> {
-    match t.into_dispatch() {
+/// The flex tensor inside `d` when it is one outside autodiff; `d` back otherwise.
+#[allow(clippy::result_large_err)]
+fn flex_of(d: DispatchTensor) -> Result<FlexTensor, DispatchTensor> {
+    match d {
         DispatchTensor {
             kind: DispatchTensorKind::Flex(BackendTensor::Float(t)),
             autodiff: DispatchAutodiffContext::Disabled,
-        } => Some(t),
-        _ => None,
+        } => Ok(t),
+        other => Err(other),
     }
+}
+
+fn flex<const D: usize>(t: Tensor<D>) -> Option<FlexTensor> {
+    flex_of(t.into_dispatch()).ok()
 }
 
 fn flex_dispatch(t: FlexTensor) -> DispatchTensor {
