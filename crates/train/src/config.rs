@@ -124,6 +124,10 @@ pub enum ModelSource {
     Dir { path: PathBuf },
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 fn tiny_hidden() -> usize {
     64
 }
@@ -151,6 +155,10 @@ pub struct ModelConfig {
     /// Constrain replies to `{"action": "<label>"}` of the env's discrete actions.
     #[serde(default)]
     pub constrained: bool,
+    /// With `constrained`: free thought tokens (letters and space) before the action, as in
+    /// `{"thoughts": "...", "action": "<label>"}`; RL4VLM's λ weighs their log-probability.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub thought_tokens: usize,
     /// Precision of the frozen base weights: `f32`, `bf16` or `f16` (default: f32 on CPUs, bf16
     /// on GPUs). LoRA adapters and the value head are always f32 (`vldac train --dtype`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,8 +222,9 @@ impl TrainConfig {
             return Err(format!("model.max_pixels must be >= 3136 (56x56), got {}", self.model.max_pixels));
         }
         self.model.source()?;
-        if self.model.hidden_size == 0 || !self.model.hidden_size.is_multiple_of(16) {
-            return Err(format!("model.hidden_size must be a positive multiple of 16, got {}", self.model.hidden_size));
+        // A tiny model keeps head_dim 16 (its mrope split) with one KV head per two query heads.
+        if self.model.hidden_size == 0 || !self.model.hidden_size.is_multiple_of(32) {
+            return Err(format!("model.hidden_size must be a positive multiple of 32, got {}", self.model.hidden_size));
         }
         if self.run.name.is_empty() || self.run.name.contains(['/', '\\']) {
             return Err(format!("run.name {:?} must be a plain file name", self.run.name));

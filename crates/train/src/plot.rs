@@ -10,6 +10,16 @@ use image::{Rgb, RgbImage};
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
+    /// `(x, low, high)`: a shaded band drawn under the line (e.g. mean ± std across seeds); empty
+    /// for none.
+    pub band: Vec<(f64, f64, f64)>,
+}
+
+impl Series {
+    /// A line without a band.
+    pub fn line(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series { label: label.into(), points, band: vec![] }
+    }
 }
 
 /// One chart: a title and its lines.
@@ -50,9 +60,10 @@ pub fn write_png(panels: &[Panel], columns: u32, out: &Path) -> Result<(), Strin
 fn draw_panel(img: &mut RgbImage, x0: u32, y0: u32, panel: &Panel) {
     let (left, right, top, bottom) = (x0 + 60, x0 + PANEL_W - 15, y0 + 24, y0 + PANEL_H - 40);
     text(img, x0 + 8, y0 + 6, &panel.title, [0, 0, 0]);
-    let pts = panel.series.iter().flat_map(|s| s.points.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
+    let band_pts = panel.series.iter().flat_map(|s| s.band.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]));
+    let pts = panel.series.iter().flat_map(|s| s.points.iter().copied()).chain(band_pts);
     let (mut xmin, mut xmax, mut ymin, mut ymax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in pts {
+    for (x, y) in pts.filter(|(x, y)| x.is_finite() && y.is_finite()) {
         xmin = xmin.min(x);
         xmax = xmax.max(x);
         ymin = ymin.min(y);
@@ -83,6 +94,25 @@ fn draw_panel(img: &mut RgbImage, x0: u32, y0: u32, panel: &Panel) {
             bottom as f64 - (y - ymin) / (ymax - ymin) * (bottom - top) as f64,
         )
     };
+    // Bands first, in a light tint of their line's colour, so every line stays visible on top.
+    for (k, s) in panel.series.iter().enumerate() {
+        let tint = COLORS[k % COLORS.len()].map(|c| (c as u16 + 3 * 255).div_euclid(4) as u8);
+        let finite: Vec<(f64, f64, f64)> =
+            s.band.iter().copied().filter(|(x, lo, hi)| x.is_finite() && lo.is_finite() && hi.is_finite()).collect();
+        for w in finite.windows(2) {
+            let ((xa, la), (xb, lb)) = (map(w[0].0, w[0].1), map(w[1].0, w[1].1));
+            let (ha, hb) = (map(w[0].0, w[0].2).1, map(w[1].0, w[1].2).1);
+            for px in xa.round() as i64..=xb.round() as i64 {
+                let t = if xb > xa { ((px as f64 - xa) / (xb - xa)).clamp(0.0, 1.0) } else { 0.0 };
+                let (lo, hi) = (la + (lb - la) * t, ha + (hb - ha) * t);
+                for py in hi.min(lo).round() as i64..=hi.max(lo).round() as i64 {
+                    if img.get_pixel_checked(px.max(0) as u32, py.max(0) as u32).is_some_and(|p| p.0 == [255; 3]) {
+                        put(img, px, py, tint);
+                    }
+                }
+            }
+        }
+    }
     for (k, s) in panel.series.iter().enumerate() {
         let color = COLORS[k % COLORS.len()];
         let finite: Vec<(f64, f64)> =
@@ -143,7 +173,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vldac-plot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("p.png");
-        let rising = Series { label: "a".into(), points: (0..10).map(|i| (i as f64, i as f64)).collect() };
+        let rising = Series::line("a", (0..10).map(|i| (i as f64, i as f64)).collect());
         let empty = Panel { title: "empty".into(), series: vec![] };
         write_png(&[Panel { title: "return".into(), series: vec![rising] }, empty], 2, &out).unwrap();
         let img = image::open(&out).unwrap().to_rgb8();
@@ -153,6 +183,31 @@ mod tests {
         assert!(blue(60, PANEL_H - 40));
         assert!(blue(PANEL_W - 15, 24));
         assert!(!blue(PANEL_W - 15, PANEL_H - 40));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn shades_the_band_between_its_bounds_only() {
+        let dir = std::env::temp_dir().join(format!("vldac-plot-band-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("b.png");
+        // A flat line at 0.5 with a band 0.25..0.75; the y range is 0..1 from the extra series.
+        let mid = Series {
+            label: "mid".into(),
+            points: vec![(0.0, 0.5), (10.0, 0.5)],
+            band: vec![(0.0, 0.25, 0.75), (10.0, 0.25, 0.75)],
+        };
+        let range = Series::line("range", vec![(0.0, 0.0), (0.001, 1.0)]);
+        write_png(&[Panel { title: "band".into(), series: vec![mid, range] }], 1, &out).unwrap();
+        let img = image::open(&out).unwrap().to_rgb8();
+        let tint = COLORS[0].map(|c| (c as u16 + 3 * 255).div_euclid(4) as u8);
+        let (top, bottom) = (24.0, (PANEL_H - 40) as f64);
+        let y_of = |v: f64| (bottom - v * (bottom - top)).round() as u32;
+        let x = PANEL_W / 2;
+        assert_eq!(img.get_pixel(x, y_of(0.4)).0, tint, "inside the band, below the line");
+        assert_eq!(img.get_pixel(x, y_of(0.6)).0, tint, "inside the band, above the line");
+        assert_eq!(img.get_pixel(x, y_of(0.9)).0, [255; 3], "above the band");
+        assert_eq!(img.get_pixel(x, y_of(0.1)).0, [255; 3], "below the band");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

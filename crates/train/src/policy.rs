@@ -15,7 +15,7 @@ use vldac_vlm::{
     score_with,
 };
 
-use crate::grammar::{ActionGrammar, REPLY_PREFIX, REPLY_SUFFIX};
+use crate::grammar::{ActionGrammar, REPLY_SUFFIX};
 
 /// What the policy acts on: a tokenized prompt (image pads expanded) with its pixel values.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +29,7 @@ pub struct VlmPolicy {
     pub model: Qwen2Vl,
     pub value_head: ValueHead,
     /// `Some`: replies are constrained to the action grammar (the prompt ends with
-    /// [`REPLY_PREFIX`]).
+    /// [`ActionGrammar::reply_prefix`]).
     #[module(skip)]
     pub grammar: Option<ActionGrammar>,
     #[module(skip)]
@@ -88,7 +88,10 @@ impl VlmPolicy {
     /// The reply text the environment parses.
     pub fn reply_text(&self, tokens: &[u32]) -> Result<String, PolicyError> {
         let body = self.tokenizer.0.decode(tokens, true).map_err(model_err)?;
-        Ok(if self.grammar.is_some() { format!("{REPLY_PREFIX}{body}{REPLY_SUFFIX}") } else { body })
+        Ok(match &self.grammar {
+            Some(g) => format!("{}{body}{REPLY_SUFFIX}", g.reply_prefix()),
+            None => body,
+        })
     }
 
     fn rules(&self) -> Box<dyn DecodeRules + '_> {
@@ -164,7 +167,9 @@ impl TextPolicy for VlmPolicy {
                 tokens: std::mem::take(&mut tokens[r]),
                 log_probs: std::mem::take(&mut log_probs[r]),
                 value: values[r],
-                action_start: None,
+                // Constrained replies know where their action span starts (after the thoughts);
+                // free ones leave it to RL4VLM's fallback.
+                action_start: self.grammar.as_ref().map(ActionGrammar::action_start),
                 text,
             });
         }

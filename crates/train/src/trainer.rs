@@ -45,7 +45,7 @@ use vldac_vlm::{
 use crate::checkpoint::{Checkpoints, read_file};
 use crate::config::{ModelSource, TrainConfig};
 use crate::dist::{self, Collective, Single, Wire, WireReader};
-use crate::grammar::{ActionGrammar, REPLY_PREFIX};
+use crate::grammar::ActionGrammar;
 use crate::metrics::{MetricsWriter, Scalars};
 use crate::policy::{PolicyObs, VlmPolicy};
 
@@ -165,8 +165,11 @@ impl Trainer {
 
         let (model, tokenizer, processor) = match &cfg.model.source().map_err(anyhow::Error::msg)? {
             ModelSource::Tiny { hidden_size, num_layers } => {
+                // Heads grow with the width so head_dim stays the preset's 16 (its mrope split).
                 let mut c = Qwen2VlConfig::tiny();
                 c.text.hidden_size = *hidden_size;
+                c.text.num_attention_heads = hidden_size / 16;
+                c.text.num_key_value_heads = hidden_size / 32;
                 c.text.intermediate_size = hidden_size * 2;
                 c.text.num_hidden_layers = *num_layers;
                 c.vision.hidden_size = *hidden_size;
@@ -198,18 +201,23 @@ impl Trainer {
             .with_hidden(cfg.model.value_head.clone())
             .init_seeded(&dev, model_seed(cfg.run.seed) ^ 0x5661_6C75);
         let grammar = match (&space, cfg.model.constrained) {
-            (ActionSpace::Discrete { labels, .. }, true) => {
-                Some(ActionGrammar::new(labels, |t| tokenizer.encode(t)).map_err(|e| anyhow::anyhow!("{e}"))?)
-            }
+            (ActionSpace::Discrete { labels, .. }, true) => Some(
+                ActionGrammar::new(labels, |t| tokenizer.encode(t))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .with_thought(cfg.model.thought_tokens, |t| tokenizer.encode(t))
+                    .map_err(|e| anyhow::anyhow!("model.thought_tokens: {e}"))?,
+            ),
             (ActionSpace::Text, true) => {
                 bail!("model.constrained needs a discrete action space; {} has free text", cfg.env.id)
             }
             _ => None,
         };
-        let suffix = if grammar.is_some() {
-            tokenizer.encode(REPLY_PREFIX).map_err(|e| anyhow::anyhow!("{e}"))?
-        } else {
-            Vec::new()
+        if cfg.model.thought_tokens > 0 && grammar.is_none() {
+            bail!("model.thought_tokens needs model.constrained = true (free replies have their own thoughts)");
+        }
+        let suffix = match &grammar {
+            Some(g) => tokenizer.encode(g.reply_prefix()).map_err(|e| anyhow::anyhow!("{e}"))?,
+            None => Vec::new(),
         };
         let mut stop_tokens = vec![tokenizer.special.im_end, tokenizer.special.endoftext];
         for &t in &model.config.eos_token_ids {
