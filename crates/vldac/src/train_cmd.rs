@@ -252,6 +252,10 @@ pub struct CompareArgs {
     /// Where runs, the table and the plot go.
     #[arg(long, default_value = "runs/compare")]
     pub out: PathBuf,
+    /// Train nothing: rebuild the table and the plot from the runs already in `--out` (wall time
+    /// is then the sum of their iterations' `time/iteration_s`).
+    #[arg(long)]
+    pub replot: bool,
     #[command(flatten)]
     pub placement: PlacementArgs,
 }
@@ -398,10 +402,18 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             sets.push(format!("run.seed={seed}"));
             sets.push(format!("run.name={label}-seed{seed}"));
             sets.push(format!("run.out_dir={}", args.out.display()));
-            let t = TrainArgs { config: args.config.clone(), sets, resume: false, placement: args.placement.clone() };
-            let started = std::time::Instant::now();
-            let (dir, success) = train(&t, &format!("{label} seed {seed}"))?;
-            let wall_s = started.elapsed().as_secs_f64();
+            let (dir, success, wall_s) = if args.replot {
+                let dir = args.out.join(format!("{label}-seed{seed}"));
+                let success = metric_curve(&dir, "episode/success")?;
+                let wall = metric_curve(&dir, "time/iteration_s")?.iter().filter(|x| x.is_finite()).sum();
+                (dir, success, wall)
+            } else {
+                let t =
+                    TrainArgs { config: args.config.clone(), sets, resume: false, placement: args.placement.clone() };
+                let started = std::time::Instant::now();
+                let (dir, success) = train(&t, &format!("{label} seed {seed}"))?;
+                (dir, success, started.elapsed().as_secs_f64())
+            };
             let returns = metric_curve(&dir, "episode/return")?;
             runs.push(CompareRun { seed, dir, wall_s, success, returns });
             // Rewrite the table after every run, so an interrupted comparison keeps what finished.
@@ -414,8 +426,8 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     let table = compare_table(&rows, args.window, args.threshold);
     std::fs::write(args.out.join("compare.md"), &table)?;
     let mut panels = vec![
-        Panel { title: "episode/success, mean ± std over seeds".into(), series: vec![] },
-        Panel { title: "episode/return, mean ± std over seeds".into(), series: vec![] },
+        Panel { title: "episode/success, mean +/- std over seeds".into(), series: vec![] },
+        Panel { title: "episode/return, mean +/- std over seeds".into(), series: vec![] },
         Panel { title: "episode/success, every run".into(), series: vec![] },
     ];
     for (label, runs) in &rows {

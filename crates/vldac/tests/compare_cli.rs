@@ -54,5 +54,20 @@ fn three_iterations_of_the_miniworld_comparison() {
     }
     let png = image::open(out.join("compare.png")).expect("compare.png is a readable image");
     assert!(png.width() > 0 && png.height() > 0);
+
+    // --replot rebuilds the same table from the runs on disk without training (only the wall
+    // column, now summed from the metrics, may differ).
+    std::fs::remove_file(out.join("compare.md")).ok();
+    let res = Command::new(env!("CARGO_BIN_EXE_vldac"))
+        .args(["compare", "--replot", "--algos", "vl-dac,rl4vlm:0.1", "--seeds", "1", "--window", "1"])
+        .args(["--threshold", "0.5", "--out"])
+        .arg(&out)
+        .output()
+        .expect("the vldac binary runs");
+    assert!(res.status.success(), "replot failed: {}", String::from_utf8_lossy(&res.stderr));
+    let again = std::fs::read_to_string(out.join("compare.md")).expect("compare.md is rewritten");
+    let without_wall =
+        |t: &str| -> Vec<String> { t.lines().map(|l| l.rsplitn(3, '|').nth(2).unwrap_or(l).to_string()).collect() };
+    assert_eq!(without_wall(&again), without_wall(&table));
     std::fs::remove_dir_all(&out).ok();
 }
