@@ -226,6 +226,11 @@ impl TrainConfig {
         if self.model.hidden_size == 0 || !self.model.hidden_size.is_multiple_of(32) {
             return Err(format!("model.hidden_size must be a positive multiple of 32, got {}", self.model.hidden_size));
         }
+        if self.model.thought_tokens > 0 && !self.model.constrained {
+            return Err(
+                "model.thought_tokens needs model.constrained = true (free replies have their own thoughts)".into()
+            );
+        }
         if self.run.name.is_empty() || self.run.name.contains(['/', '\\']) {
             return Err(format!("run.name {:?} must be a plain file name", self.run.name));
         }
@@ -286,5 +291,24 @@ mod episode_end_tests {
         let explicit =
             ["preset=vldac-official".into(), "env.id=BabyAI-GoToLocal-v0".into(), "algo.truncation=bootstrap".into()];
         assert!(TrainConfig::default_config(&explicit).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(sets: &[&str]) -> Result<TrainConfig, String> {
+        TrainConfig::default_config(&sets.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn model_fields_are_checked_by_name() {
+        assert_eq!(with(&["model.thought_tokens=4"]).map(|c| c.model.thought_tokens), Ok(4));
+        let err = with(&["model.thought_tokens=4", "model.constrained=false"]).unwrap_err();
+        assert!(err.contains("model.thought_tokens") && err.contains("model.constrained"), "{err}");
+        assert_eq!(with(&["model.hidden_size=128"]).map(|c| c.model.hidden_size), Ok(128));
+        let err = with(&["model.hidden_size=48"]).unwrap_err();
+        assert!(err.contains("model.hidden_size") && err.contains("multiple of 32"), "{err}");
     }
 }

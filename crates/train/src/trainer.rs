@@ -212,9 +212,6 @@ impl Trainer {
             }
             _ => None,
         };
-        if cfg.model.thought_tokens > 0 && grammar.is_none() {
-            bail!("model.thought_tokens needs model.constrained = true (free replies have their own thoughts)");
-        }
         let suffix = match &grammar {
             Some(g) => tokenizer.encode(g.reply_prefix()).map_err(|e| anyhow::anyhow!("{e}"))?,
             None => Vec::new(),

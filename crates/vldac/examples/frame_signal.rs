@@ -51,7 +51,7 @@ fn main() -> anyhow::Result<()> {
         task = obs.task.clone();
         images.push(obs.frames.last().map(|f| f.to_image()).ok_or_else(|| anyhow::anyhow!("no frame"))?);
     }
-    let suffix = tok.encode("{\"action\": \"")?;
+    let suffix = tok.encode(vldac_train::grammar::REPLY_PREFIX)?;
     let prompt = |text: &str, image: &image::RgbImage| -> anyhow::Result<Prompt> {
         let pixels = processor.preprocess(std::slice::from_ref(image))?;
         let mut ids = tok.encode_chat(&[ChatMessage::user_with_images(1, text)], &pixels.grids, 2, true)?;

@@ -165,6 +165,9 @@ pub fn plot(runs: &[PathBuf], out: Option<PathBuf>) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// RL4VLM's official thought weight λ (`thought_prob_coef`), used for a bare `rl4vlm`.
+const RL4VLM_LAMBDA: f64 = 0.5;
+
 /// One entry of `--algos`: `vl-dac`, `loop`, `rl4vlm` (the official λ = 0.5) or `rl4vlm:λ`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlgoSpec {
@@ -189,7 +192,7 @@ impl std::str::FromStr for AlgoSpec {
         };
         match (algo, lambda) {
             ("vl-dac" | "loop", None) => Ok(AlgoSpec { algo: algo.into(), lambda: None }),
-            ("rl4vlm", l) => Ok(AlgoSpec { algo: algo.into(), lambda: Some(l.unwrap_or(0.5)) }),
+            ("rl4vlm", l) => Ok(AlgoSpec { algo: algo.into(), lambda: Some(l.unwrap_or(RL4VLM_LAMBDA)) }),
             ("vl-dac" | "loop", Some(_)) => Err(format!("`{s}`: only rl4vlm takes a λ (rl4vlm:0.2)")),
             _ => Err(format!("unknown algorithm `{s}`: expected vl-dac, loop, rl4vlm or rl4vlm:λ")),
         }
@@ -214,7 +217,7 @@ impl AlgoSpec {
                 "algo.value_stop_grad=false".into(),
                 "algo.kl_beta=0.0".into(),
                 "algo.value_warmup_iterations=0".into(),
-                format!("algo.thought_coef={}", self.lambda.unwrap_or(0.5)),
+                format!("algo.thought_coef={}", self.lambda.unwrap_or(RL4VLM_LAMBDA)),
             ],
             "loop" => vec![
                 "algo.algorithm=\"loop\"".into(),
@@ -292,7 +295,7 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
 /// `threshold`.
 pub fn run_stats(success: &[f64], returns: &[f64], window: usize, threshold: f64) -> RunStats {
     let n = success.len().min(returns.len());
-    let w = window.min(n / 2).max(1).min(n.max(1));
+    let w = window.min(n / 2).max(1);
     let (s, r) = (&success[..n], &returns[..n]);
     let reached_at = (w..=n).find(|&end| finite_mean(&s[end - w..end]) >= threshold).map(|end| end - 1);
     RunStats {
@@ -394,20 +397,21 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         let label = spec.label();
         let mut runs = Vec::new();
         for &seed in &args.seeds {
-            let mut sets = args.sets.clone();
-            if let Some(env) = &args.env {
-                sets.push(format!("env.id={env}"));
-            }
-            sets.extend(spec.sets());
-            sets.push(format!("run.seed={seed}"));
-            sets.push(format!("run.name={label}-seed{seed}"));
-            sets.push(format!("run.out_dir={}", args.out.display()));
+            let name = format!("{label}-seed{seed}");
             let (dir, success, wall_s) = if args.replot {
-                let dir = args.out.join(format!("{label}-seed{seed}"));
+                let dir = args.out.join(&name);
                 let success = metric_curve(&dir, "episode/success")?;
                 let wall = metric_curve(&dir, "time/iteration_s")?.iter().filter(|x| x.is_finite()).sum();
                 (dir, success, wall)
             } else {
+                let mut sets = args.sets.clone();
+                if let Some(env) = &args.env {
+                    sets.push(format!("env.id={env}"));
+                }
+                sets.extend(spec.sets());
+                sets.push(format!("run.seed={seed}"));
+                sets.push(format!("run.name={name}"));
+                sets.push(format!("run.out_dir={}", args.out.display()));
                 let t =
                     TrainArgs { config: args.config.clone(), sets, resume: false, placement: args.placement.clone() };
                 let started = std::time::Instant::now();
