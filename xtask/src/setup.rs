@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
 use crate::root;
@@ -19,7 +19,8 @@ pub enum SetupTarget {
     /// games generated offline from `crates/textenv/fixtures/alfworld` into `target/alfworld-games`.
     Alfworld,
     /// The WebShop bridge's Python side: `target/venvs/webshop` (flask, bs4, thefuzz, ...) and a
-    /// WebShop source checkout in `target/webshop-src` (git clone of princeton-nlp/WebShop).
+    /// WebShop source checkout in `target/webshop-src` (git clone of princeton-nlp/WebShop, or a
+    /// copy of `$VLDAC_WEBSHOP_SRC/web_agent_site` where GitHub is not reachable).
     Webshop,
     /// BALROG's bridged environments: `target/venvs/balrog` (PyPI `crafter`, `balrog-nle`) and
     /// BALROG's NetHack progression table in `target/balrog/nle_achievements.json` (fetched from
@@ -74,14 +75,50 @@ pub fn alfworld() -> Result<()> {
 /// WebShop's public source (the bridge imports its `web_agent_site` package).
 pub const WEBSHOP_GIT: &str = "https://github.com/princeton-nlp/WebShop";
 
-/// Sets up the real-WebShop bridge (idempotent): venv + source checkout.
+/// Sets up the real-WebShop bridge (idempotent): venv + source checkout. Where GitHub is not
+/// reachable, `VLDAC_WEBSHOP_SRC` names a local WebShop checkout whose `web_agent_site` is copied.
 pub fn webshop() -> Result<()> {
     pip_install("webshop", &["thefuzz==0.19.0", "flask", "beautifulsoup4", "numpy", "rich", "tqdm"])?;
     let src = root().join("target").join("webshop-src");
-    if !src.join("web_agent_site").exists() {
-        let mut c = Command::new("git");
-        c.args(["clone", "--depth", "1", WEBSHOP_GIT]).arg(&src);
-        run_cmd(c).map_err(|e| anyhow::anyhow!("{e}: cannot clone {WEBSHOP_GIT} into {}", src.display()))?;
+    if src.join("web_agent_site").exists() {
+        return Ok(());
+    }
+    if let Some(local) = std::env::var_os("VLDAC_WEBSHOP_SRC").map(PathBuf::from) {
+        let from = local.join("web_agent_site");
+        if !from.join("engine").join("goal.py").exists() {
+            bail!("VLDAC_WEBSHOP_SRC={}: no web_agent_site/engine/goal.py there", local.display());
+        }
+        eprintln!("copying {} to {}", from.display(), src.display());
+        // Into a temporary name first, so an interrupted copy is not taken for a checkout.
+        let tmp = root().join("target").join("webshop-src.tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        copy_dir(&from, &tmp.join("web_agent_site"))?;
+        let _ = std::fs::remove_dir_all(&src);
+        std::fs::rename(&tmp, &src).with_context(|| format!("renaming {} to {}", tmp.display(), src.display()))?;
+        return Ok(());
+    }
+    let mut c = Command::new("git");
+    c.args(["clone", "--depth", "1", WEBSHOP_GIT]).arg(&src);
+    run_cmd(c).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}: cannot clone {WEBSHOP_GIT} into {}; where GitHub is not reachable, set VLDAC_WEBSHOP_SRC to a \
+             WebShop checkout made elsewhere",
+            src.display()
+        )
+    })
+}
+
+/// Copies a directory tree (files and folders; links are followed).
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
+        }
     }
     Ok(())
 }
