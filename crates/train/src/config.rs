@@ -163,6 +163,10 @@ pub struct ModelConfig {
     /// on GPUs). LoRA adapters and the value head are always f32 (`vldac train --dtype`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dtype: Option<Precision>,
+    /// Tiny model only: perception pretraining before RL (crate::perception), e.g.
+    /// `perception = { steps = 300 }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perception: Option<crate::perception::PerceptionConfig>,
 }
 
 impl ModelConfig {
@@ -230,6 +234,17 @@ impl TrainConfig {
             return Err(
                 "model.thought_tokens needs model.constrained = true (free replies have their own thoughts)".into()
             );
+        }
+        if let Some(p) = &self.model.perception {
+            p.validate()?;
+            if self.model.source != SourceKind::Tiny {
+                return Err("model.perception pretrains the tiny model: it needs model.source = \"tiny\"".into());
+            }
+            if !self.model.constrained {
+                return Err("model.perception needs model.constrained = true (its anchor holds the action replies' \
+                     probabilities)"
+                    .into());
+            }
         }
         if self.run.name.is_empty() || self.run.name.contains(['/', '\\']) {
             return Err(format!("run.name {:?} must be a plain file name", self.run.name));
@@ -310,5 +325,22 @@ mod tests {
         assert_eq!(with(&["model.hidden_size=128"]).map(|c| c.model.hidden_size), Ok(128));
         let err = with(&["model.hidden_size=48"]).unwrap_err();
         assert!(err.contains("model.hidden_size") && err.contains("multiple of 32"), "{err}");
+    }
+
+    #[test]
+    fn perception_needs_the_tiny_model_and_constrained_replies() {
+        let c = with(&["model.constrained=true", "model.perception.steps=5"]).expect("valid");
+        assert_eq!(c.model.perception.as_ref().map(|p| (p.steps, p.frames, p.anchor)), Some((5, 3000, 1.0)));
+        // It survives the run's saved config.
+        assert!(c.to_toml().contains("[model.perception]"), "{}", c.to_toml());
+        let err = with(&["model.constrained=false", "model.perception.steps=5"]).unwrap_err();
+        assert!(err.contains("model.perception") && err.contains("model.constrained"), "{err}");
+        let err = with(&["model.constrained=true", "model.perception.steps=5", "model.source=dir", "model.path=/x"])
+            .unwrap_err();
+        assert!(err.contains("model.perception") && err.contains("tiny"), "{err}");
+        let err = with(&["model.constrained=true", "model.perception.steps=0"]).unwrap_err();
+        assert!(err.contains("model.perception.steps"), "{err}");
+        let err = with(&["model.constrained=true", "model.perception.stpes=5"]).unwrap_err();
+        assert!(err.contains("stpes"), "{err}");
     }
 }

@@ -10,6 +10,7 @@ pub mod dist;
 pub mod grammar;
 pub mod metrics;
 pub mod overrides;
+pub mod perception;
 pub mod plot;
 pub mod policy;
 pub mod trainer;

@@ -47,6 +47,7 @@ use crate::config::{ModelSource, TrainConfig};
 use crate::dist::{self, Collective, Single, Wire, WireReader};
 use crate::grammar::ActionGrammar;
 use crate::metrics::{MetricsWriter, Scalars};
+use crate::perception::{self, PerceptionConfig};
 use crate::policy::{PolicyObs, VlmPolicy};
 
 /// Builds an environment by id (the binary passes its registry).
@@ -122,6 +123,46 @@ pub struct Trainer {
     comm: Rc<dyn Collective>,
     /// This rank's environments among the global `rollout.num_envs`.
     local: Range<usize>,
+    /// What perception pretraining did (`None` without it, or when resumed).
+    perception: Option<perception::PerceptionReport>,
+}
+
+/// Runs [`perception::pretrain`] on frames of `env`, anchoring every action reply the policy
+/// can give (with a thought span: a fixed span of letters before each label).
+fn pretrain_perception(
+    model: Qwen2Vl,
+    p: &PerceptionConfig,
+    env: &mut dyn Environment,
+    cfg: &TrainConfig,
+    prompter: &Prompter,
+    space: &ActionSpace,
+) -> Result<(Qwen2Vl, perception::PerceptionReport)> {
+    let ActionSpace::Discrete { labels, .. } = space else {
+        bail!("model.perception needs a discrete action space; {} has free text", cfg.env.id);
+    };
+    let letters: Vec<char> = crate::grammar::THOUGHT_ALPHABET.chars().collect();
+    let mut anchor_replies = Vec::with_capacity(labels.len());
+    for (k, label) in labels.iter().enumerate() {
+        let text = match cfg.model.thought_tokens {
+            0 => format!("{label}\""),
+            n => {
+                let thought: String = (0..n).map(|i| letters[(k * 7 + i * 3) % letters.len()]).collect();
+                format!("{thought}{}{label}\"", crate::grammar::THOUGHT_SEPARATOR)
+            }
+        };
+        anchor_replies.push(prompter.tokenizer.encode(&text).map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+    let version = cfg.env.prompt_version;
+    let rl_prompt =
+        |env: &dyn Environment, obs: &Observation| -> Result<Prompt> { Ok(prompter.build(env, obs, version)?.prompt) };
+    let data = perception::PerceptionData {
+        tokenizer: &prompter.tokenizer,
+        processor: &prompter.processor,
+        merge_size: prompter.merge_size,
+        rl_prompt: &rl_prompt,
+        anchor_replies,
+    };
+    perception::pretrain(model, p, env, model_seed(cfg.run.seed) ^ 0x7065_7263, &data)
 }
 
 fn model_seed(root: u64) -> u64 {
@@ -193,13 +234,6 @@ impl Trainer {
         };
         let processor = ImageProcessor { max_pixels: cfg.model.max_pixels, min_pixels: 56 * 56, ..processor };
         let hidden = model.config.text.hidden_size;
-        // Adapters and the value head are drawn on the host from the run's seed: the same
-        // initial policy on every device.
-        let model = apply_lora_seeded(model, &cfg.model.lora, model_seed(cfg.run.seed) ^ 0x4C6F_5241)
-            .map_err(|e| anyhow::anyhow!("model.lora: {e}"))?;
-        let value_head = ValueHeadConfig::new(hidden)
-            .with_hidden(cfg.model.value_head.clone())
-            .init_seeded(&dev, model_seed(cfg.run.seed) ^ 0x5661_6C75);
         let grammar = match (&space, cfg.model.constrained) {
             (ActionSpace::Discrete { labels, .. }, true) => Some(
                 ActionGrammar::new(labels, |t| tokenizer.encode(t))
@@ -216,6 +250,54 @@ impl Trainer {
             Some(g) => tokenizer.encode(g.reply_prefix()).map_err(|e| anyhow::anyhow!("{e}"))?,
             None => Vec::new(),
         };
+        let prompter =
+            Prompter { tokenizer: tokenizer.clone(), processor, merge_size: 2, suffix, style: cfg.env.prompt_style };
+        let mut perception_report = None;
+        let model = match (&cfg.model.perception, resume) {
+            // A resumed run's checkpoint holds the pretrained weights.
+            (Some(p), false) => {
+                if Checkpoints::new(cfg.run_dir().join("checkpoints"), 1).latest()?.is_some() {
+                    bail!(
+                        "{} already has checkpoints: pass --resume to continue it, or choose another run.name",
+                        cfg.run_dir().display()
+                    );
+                }
+                let limit = cfg.env.max_episode_steps.unwrap_or(12);
+                let base = make_env(&cfg.env.id)?;
+                let history = cfg.env.image_history.unwrap_or(base.spec().max_image_obs_len);
+                let mut env = ImageHistory::new(TimeLimit::new(base, limit), history);
+                let (model, report) = pretrain_perception(model, p, &mut env, &cfg, &prompter, &space)?;
+                tracing::info!(
+                    "perception pretraining: held-out balanced accuracy {:.3} -> {:.3}, anchor drift {:.4}, {:.0} s",
+                    report.held_out_balanced_accuracy_before,
+                    report.held_out_balanced_accuracy_after,
+                    report.anchor_drift,
+                    report.seconds
+                );
+                if comm.rank() == 0 {
+                    let dir = cfg.run_dir();
+                    std::fs::create_dir_all(&dir)?;
+                    std::fs::write(dir.join("perception.json"), serde_json::to_vec_pretty(&report)?)?;
+                    // The adapter's base model: the pretrained weights, loadable as `model.source = "dir"`.
+                    let base = dir.join("base");
+                    model.save_hf(&base, vldac_vlm::SaveDtype::F32).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    tokenizer
+                        .inner
+                        .save(base.join("tokenizer.json"), false)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", base.join("tokenizer.json").display()))?;
+                }
+                perception_report = Some(report);
+                model
+            }
+            _ => model,
+        };
+        // Adapters and the value head are drawn on the host from the run's seed: the same
+        // initial policy on every device.
+        let model = apply_lora_seeded(model, &cfg.model.lora, model_seed(cfg.run.seed) ^ 0x4C6F_5241)
+            .map_err(|e| anyhow::anyhow!("model.lora: {e}"))?;
+        let value_head = ValueHeadConfig::new(hidden)
+            .with_hidden(cfg.model.value_head.clone())
+            .init_seeded(&dev, model_seed(cfg.run.seed) ^ 0x5661_6C75);
         let mut stop_tokens = vec![tokenizer.special.im_end, tokenizer.special.endoftext];
         for &t in &model.config.eos_token_ids {
             if !stop_tokens.contains(&t) {
@@ -231,7 +313,6 @@ impl Trainer {
             tokenizer: crate::policy::ReplyTokenizer(tokenizer.clone()),
             row_offset: local.start,
         };
-        let prompter = Prompter { tokenizer, processor, merge_size: 2, suffix, style: cfg.env.prompt_style };
         let dac = Dac::new(cfg.dac.clone(), cfg.run.seed)?;
         let storage = RolloutStorage::new(n, cfg.dac.rollout.num_steps)?;
         let run_dir = cfg.run_dir();
@@ -257,6 +338,7 @@ impl Trainer {
             checkpoints,
             comm,
             local,
+            perception: perception_report,
         };
         if resume {
             me.restore()?;
@@ -329,6 +411,11 @@ impl Trainer {
             ("config.toml", self.cfg.to_toml().into_bytes()),
         ];
         Ok(Some(self.checkpoints.save(self.state.iteration, &files)?))
+    }
+
+    /// What perception pretraining did, when this run did it.
+    pub fn perception_report(&self) -> Option<&perception::PerceptionReport> {
+        self.perception.as_ref()
     }
 
     /// The run's processes.
@@ -466,6 +553,8 @@ impl Trainer {
             }
             crate::config::SourceKind::Tiny => "vldac-tiny-random".to_string(),
         };
+        let base =
+            if self.cfg.model.perception.is_some() { self.run_dir.join("base").display().to_string() } else { base };
         let adapter_dir = self.run_dir.join("adapter");
         vldac_vlm::save_peft_adapter(&self.policy.model, &self.cfg.model.lora, &adapter_dir, &base)
             .map_err(|e| anyhow::anyhow!("writing the PEFT adapter to {}: {e}", adapter_dir.display()))?;

@@ -117,6 +117,19 @@ pub fn train_in(args: &TrainArgs, label: &str, comm: Rc<dyn Collective>) -> Resu
         envs.end,
         trainer.run_dir().display()
     ));
+    if let Some(r) = trainer.perception_report() {
+        crate::stderr_line(&format!(
+            "{label}: perception pretraining on {} frames: held-out balanced accuracy {:.3} -> {:.3}, answer loss \
+             {:.2} -> {:.2}, anchor drift {:.4}, {:.0} s (perception.json)",
+            r.frames,
+            r.held_out_balanced_accuracy_before,
+            r.held_out_balanced_accuracy_after,
+            r.loss_first,
+            r.loss_last,
+            r.anchor_drift,
+            r.seconds
+        ));
+    }
     let bar = if show { ProgressBar::new(total) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} it, ETA {eta} | {msg}")

@@ -1,6 +1,7 @@
 //! `vldac compare` on `configs/miniworld-small.toml` through the real binary: 3 iterations of
 //! VL-DAC and of RL4VLM at a non-default λ load the config, step MiniWorld from its frames, update
-//! the policy and write every run's metrics, the table and the plot.
+//! the policy and write every run's metrics, the table and the plot (after a short perception
+//! pretraining).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,7 +27,9 @@ fn three_iterations_of_the_miniworld_comparison() {
         .args(["compare", "--config"])
         .arg(&cfg)
         .args(["--algos", "vl-dac,rl4vlm:0.1", "--seeds", "1", "--window", "1", "--threshold", "0.5"])
-        .args(["--set", "run.iterations=3", "--set", "run.progress=false", "--out"])
+        .args(["--set", "run.iterations=3", "--set", "run.progress=false"])
+        // A short perception pretraining: its learning is tested in perception_cli.rs.
+        .args(["--set", "model.perception.steps=10", "--set", "model.perception.frames=120", "--out"])
         .arg(&out)
         .output()
         .expect("the vldac binary runs");
@@ -43,6 +46,7 @@ fn three_iterations_of_the_miniworld_comparison() {
         assert!(lines.iter().all(|l| l["episode/count"].as_f64().unwrap_or(0.0) >= 1.0), "{run}: {lines:?}");
         let moved = lines.iter().any(|l| l["update/approx_kl"].as_f64().is_some_and(|k| k != 0.0));
         assert!(moved, "{run}: no policy update in 3 iterations: {lines:?}");
+        assert!(out.join(run).join("perception.json").exists(), "{run}: the config pretrains perception first");
     }
     // The RL4VLM run's replies carry thoughts: the config's thought span is in the saved config.
     let saved = std::fs::read_to_string(out.join("rl4vlm-lambda0.1-seed1/config.toml")).unwrap_or_default();
