@@ -9,12 +9,14 @@
 //! text's says the frame is close to invisible there (README, "MiniWorld from pixels").
 //!
 //! Spread is not information, so it also fits a linear probe: where the red target is in the
-//! frame (none / left / ahead / right of centre, read off the pixels) predicted by ridge
+//! frame (none / left / ahead / right of centre, read off the pixels by the rule that
+//! perception pretraining answers with) predicted by ridge
 //! regression from the merged image tokens and from the last prompt token, tested on held-out
 //! frames, next to always guessing the commonest answer.
 
 use burn::tensor::{DType, Tensor, TensorData};
 use vldac_core::Action;
+use vldac_train::perception::red_bearing;
 use vldac_vlm::tokenizer::{ChatMessage, Content, Role};
 use vldac_vlm::{Batch, ImageProcessor, Prompt, Qwen2Vl, Qwen2VlConfig, Qwen2VlTokenizer};
 
@@ -29,23 +31,6 @@ fn relative_spread(rows: &[Vec<f32>]) -> f64 {
             / n;
     let size = rows.iter().map(|r| norm(&r.iter().map(|&x| x as f64).collect::<Vec<_>>())).sum::<f64>() / n;
     spread / size
-}
-
-/// Where the red target is: 0 none, 1 left, 2 ahead, 3 right (thirds of the width, by the
-/// centroid of clearly red pixels; fewer than 4 such pixels count as none).
-fn red_bearing(image: &image::RgbImage) -> usize {
-    let (mut n, mut sx) = (0usize, 0f64);
-    for (x, _, p) in image.enumerate_pixels() {
-        let [r, g, b] = p.0.map(i32::from);
-        if r > 80 && r > 2 * g && r > 2 * b {
-            n += 1;
-            sx += x as f64;
-        }
-    }
-    if n < 4 {
-        return 0;
-    }
-    1 + ((sx / n as f64) * 3.0 / image.width() as f64).min(2.0) as usize
 }
 
 #[derive(Clone, Copy)]
@@ -217,7 +202,7 @@ fn main() -> anyhow::Result<()> {
             obs = step.obs;
         }
     }
-    let labels: Vec<usize> = probe_images.iter().map(red_bearing).collect();
+    let labels: Vec<usize> = probe_images.iter().map(|im| red_bearing(im) as usize).collect();
     let mut counts = [0usize; 4];
     for &l in &labels {
         counts[l] += 1;
