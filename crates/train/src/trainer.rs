@@ -262,8 +262,9 @@ impl Trainer {
                         cfg.run_dir().display()
                     );
                 }
-                let limit = cfg.env.max_episode_steps.unwrap_or(12);
                 let base = make_env(&cfg.env.id)?;
+                // The walks end where the training episodes do.
+                let limit = cfg.env.max_episode_steps.or(base.spec().max_episode_steps).unwrap_or(128);
                 let history = cfg.env.image_history.unwrap_or(base.spec().max_image_obs_len);
                 let mut env = ImageHistory::new(TimeLimit::new(base, limit), history);
                 let (model, report) = pretrain_perception(model, p, &mut env, &cfg, &prompter, &space)?;
@@ -276,11 +277,16 @@ impl Trainer {
                 );
                 if comm.rank() == 0 {
                     let dir = cfg.run_dir();
-                    std::fs::create_dir_all(&dir)?;
-                    std::fs::write(dir.join("perception.json"), serde_json::to_vec_pretty(&report)?)?;
+                    let file = dir.join("perception.json");
+                    let json = serde_json::to_vec_pretty(&report)?;
+                    std::fs::create_dir_all(&dir)
+                        .and_then(|_| std::fs::write(&file, json))
+                        .map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
                     // The adapter's base model: the pretrained weights, loadable as `model.source = "dir"`.
                     let base = dir.join("base");
-                    model.save_hf(&base, vldac_vlm::SaveDtype::F32).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    model
+                        .save_hf(&base, vldac_vlm::SaveDtype::F32)
+                        .map_err(|e| anyhow::anyhow!("saving the pretrained model to {}: {e}", base.display()))?;
                     tokenizer
                         .inner
                         .save(base.join("tokenizer.json"), false)
