@@ -212,8 +212,12 @@ fn collect(
 /// Summed log-probability of each reply after each prompt, `[prompts.len()]` per reply.
 fn reply_scores(model: &Qwen2Vl, prompts: &[Prompt], reply: &[u32], pad: u32) -> anyhow::Result<Vec<f32>> {
     let replies = vec![reply.to_vec(); prompts.len()];
-    let out = score_with(model, prompts, &replies, pad, false, 1.0, &FreeDecoding)?;
-    out.token_logprobs.sum_dim(1).into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))
+    token_logprobs(model, prompts, &replies, pad)?
+        .sum_dim(1)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 fn balanced_accuracy(model: &Qwen2Vl, held_out: &[Sample], answers: &[Vec<u32>], pad: u32) -> anyhow::Result<f64> {

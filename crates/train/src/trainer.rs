@@ -183,6 +183,13 @@ impl Trainer {
         // or written. Rollouts run on `placement.device`, updates on its autodiff twin.
         let placement = vldac_vlm::device::resolve(cfg.run.device, cfg.model.dtype, launcher_local_rank())
             .map_err(|e| anyhow::anyhow!("run.device / model.dtype: {e}"))?;
+        // A fresh run refuses a directory with checkpoints before building (or pretraining) anything.
+        if !resume && comm.rank() == 0 && Checkpoints::new(cfg.run_dir().join("checkpoints"), 1).latest()?.is_some() {
+            bail!(
+                "{} already has checkpoints: pass --resume to continue it, or choose another run.name",
+                cfg.run_dir().display()
+            );
+        }
         let dev = placement.device.clone().autodiff();
         dev.seed(model_seed(cfg.run.seed));
         let dtype = placement.dtype();
@@ -256,12 +263,6 @@ impl Trainer {
         let model = match (&cfg.model.perception, resume) {
             // A resumed run's checkpoint holds the pretrained weights.
             (Some(p), false) => {
-                if Checkpoints::new(cfg.run_dir().join("checkpoints"), 1).latest()?.is_some() {
-                    bail!(
-                        "{} already has checkpoints: pass --resume to continue it, or choose another run.name",
-                        cfg.run_dir().display()
-                    );
-                }
                 let base = make_env(&cfg.env.id)?;
                 // The walks end where the training episodes do.
                 let limit = cfg.env.max_episode_steps.or(base.spec().max_episode_steps).unwrap_or(128);
@@ -348,11 +349,6 @@ impl Trainer {
         };
         if resume {
             me.restore()?;
-        } else if me.comm.rank() == 0 && me.checkpoints.latest()?.is_some() {
-            bail!(
-                "{} already has checkpoints: pass --resume to continue it, or choose another run.name",
-                me.run_dir.display()
-            );
         }
         Ok(me)
     }
