@@ -3,15 +3,20 @@
 //! flex multiplies bf16 by copying both operands to contiguous f32 buffers on every call, on one
 //! thread, and rounding the product back: at decode that widens every weight once per token,
 //! the tied LM head (a transposed 151,936 x 1,536 view) included. Here the weight stays bf16 where
-//! it lies: a few rows stream it once, widened in registers; many rows widen it panel by panel
-//! into a cache-sized buffer for gemm's f32 kernel. Sums are f32 and the result is rounded to bf16
-//! once, as torch does. Autodiff, other backends and f32 weights never come here.
+//! it lies. On CPUs with AVX512-BF16, [`dpbf16`] multiplies bf16 pairs directly (`vdpbf16ps`,
+//! as torch does). Elsewhere, and for one- or two-row products, a few rows stream the weight once,
+//! widened in registers, and many rows widen it panel by panel into a cache-sized buffer for
+//! gemm's f32 kernel. Sums are f32 and the result is rounded to bf16 once, as torch does.
+//! Autodiff, other backends and f32 weights never come here.
 
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind};
 use burn::nn::Linear;
 use burn::tensor::{Bytes, DType, Shape, Tensor, bf16};
 use rayon::prelude::*;
+
+#[cfg(target_arch = "x86_64")]
+pub mod dpbf16;
 
 /// How the bf16 weight `W[k, j]` (`k` inner, `j` output column) lies in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,10 +83,15 @@ pub fn try_matmul<const D: usize>(
     let bias_c = bf.map(|b| b.to_contiguous());
     let b_data = bias_c.as_ref().map(|b| b.as_slice::<bf16>().expect("contiguous bf16"));
 
-    let mut xw = vec![0f32; m * k];
-    xw.par_chunks_mut(4096).zip(x_data.par_chunks(4096)).for_each(|(d, s)| widen_into(d, s));
     let mut out = vec![0f32; m * n];
-    matmul_f32_out(&xw, m, k, w_data, n, layout, b_data, &mut out);
+    if use_dp(m, k, layout) {
+        #[cfg(target_arch = "x86_64")]
+        dpbf16::matmul(x_data, m, k, w_data, n, layout, b_data, &mut out);
+    } else {
+        let mut xw = vec![0f32; m * k];
+        xw.par_chunks_mut(4096).zip(x_data.par_chunks(4096)).for_each(|(d, s)| widen_into(d, s));
+        matmul_f32_out(&xw, m, k, w_data, n, layout, b_data, &mut out);
+    }
     let mut out_dims = dims;
     out_dims[D - 1] = n;
     let shape = Shape::from(out_dims);
@@ -97,6 +107,39 @@ pub fn try_matmul<const D: usize>(
         FlexTensor::new(Bytes::from_elems(o), Layout::contiguous(shape), DType::BF16)
     };
     Ok(Tensor::from_dispatch(flex_dispatch(t)))
+}
+
+/// Full attention within one image on flex, all bf16 and outside autodiff, through
+/// [`dpbf16::attention`] (scale `1/sqrt(hd)`): `q`, `k`, `v` are `[n, heads, hd]` and the result
+/// is `[n, heads * hd]`, ready for the output projection. Gives the inputs back when this path
+/// does not apply (no AVX512-BF16, another dtype or backend, odd sizes, `VLDAC_FLEX_BF16`).
+#[allow(clippy::type_complexity, clippy::result_large_err)]
+pub fn try_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Result<Tensor<2>, (Tensor<3>, Tensor<3>, Tensor<3>)> {
+    let [n, heads, hd] = q.dims();
+    let applies = enabled()
+        && use_dp(n, hd, WeightLayout::OutIn)
+        && n.is_multiple_of(2)
+        && k.dims() == [n, heads, hd]
+        && v.dims() == [n, heads, hd]
+        && [&q, &k, &v].iter().all(|t| t.dtype() == DType::BF16 && flex((*t).clone()).is_some());
+    #[cfg(target_arch = "x86_64")]
+    if applies {
+        let contiguous = |t: Tensor<3>| {
+            let f = flex(t).expect("checked above");
+            if f.is_contiguous() { f } else { f.to_contiguous() }
+        };
+        let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
+        fn slice(t: &FlexTensor) -> &[bf16] {
+            t.as_slice::<bf16>().expect("contiguous bf16")
+        }
+        let mut out = vec![bf16::ZERO; n * heads * hd];
+        let scale = 1.0 / (hd as f32).sqrt();
+        dpbf16::attention(slice(&q), slice(&k), slice(&v), n, heads, hd, scale, &mut out);
+        let t = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from([n, heads * hd])), DType::BF16);
+        return Ok(Tensor::from_dispatch(flex_dispatch(t)));
+    }
+    let _ = applies;
+    Err((q, k, v))
 }
 
 /// `Linear::forward`, through [`try_matmul`] when it applies (bias added in f32 before rounding).
@@ -117,10 +160,28 @@ pub fn matmul_last<const D: usize>(x: Tensor<D>, w: Tensor<2>, f32_out: bool) ->
     }
 }
 
-/// `VLDAC_FLEX_BF16=0` leaves bf16 to burn's own matmul (for A/B timing).
+/// `VLDAC_FLEX_BF16=0` leaves bf16 to burn's own matmul, `=widen` keeps this module but never
+/// uses `vdpbf16ps` (both for A/B timing).
 fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var("VLDAC_FLEX_BF16").map_or(true, |v| v != "0"))
+}
+
+/// Whether the bf16 dot-product kernels take this product: the CPU has them, `k` is even, and
+/// it is not a one- or two-row product against an `[in, out]` weight, which streams the weight
+/// at memory speed either way and is faster without packing.
+fn use_dp(m: usize, k: usize, layout: WeightLayout) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static WIDEN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let widen = *WIDEN.get_or_init(|| std::env::var("VLDAC_FLEX_BF16").is_ok_and(|v| v == "widen"));
+        !widen && dpbf16::available() && k.is_multiple_of(2) && (m > SPLIT_K_M || layout == WeightLayout::OutIn)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (m, k, layout);
+        false
+    }
 }
 
 /// The flex tensor inside `d` when it is one outside autodiff; `d` back otherwise.

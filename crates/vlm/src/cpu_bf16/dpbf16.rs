@@ -1,0 +1,671 @@
+//! bf16 x bf16 products with AVX512-BF16's `vdpbf16ps`, which multiplies pairs of bf16 values
+//! and adds both products to an f32 lane: twice the multiply-adds per instruction of an f32 FMA,
+//! half the bytes per operand, and no widening pass. torch's CPU bf16 matmul uses the same
+//! instruction (through oneDNN), which is why it was 2-4x ahead of our widening kernels.
+//!
+//! Both operands are read as 32-bit *pairs* along the summed dimension `k`: the activations are
+//! row-major `[m, k]`, so a pair is two neighbours, broadcast to every lane; the weight is packed
+//! panel by panel into `[pair][64 columns]` words (pairs interleaved) that feed 4 registers of 16
+//! lanes. The microkernel keeps a `6 x 64` block of f32 sums in 24 registers. A weight stored
+//! `[n, k]` (the tied LM head) with few rows is instead dotted row against row, unpacked.
+//!
+//! `k` must be even (every Qwen2-VL width is); the caller takes the widening path otherwise.
+//! Denormal inputs and outputs are flushed to zero by the instruction, as in torch.
+
+use super::WeightLayout;
+use burn::tensor::bf16;
+use rayon::prelude::*;
+use std::arch::x86_64::*;
+
+/// Rows of the microkernel's block (6 x 4 accumulators + 4 weight registers + 1 broadcast).
+const MR: usize = 6;
+/// Columns of the microkernel's block: 4 registers of 16 f32 lanes.
+const NR: usize = 64;
+/// Pairs of `k` per packed panel: a 64-column slice is 128 x 64 x 4 B = 32 KiB, in L1.
+const KP: usize = 128;
+/// Rows per pass over a packed panel, so the activation block (`MC x 2 KP` bf16 = 256 KiB) stays
+/// in L2 while the panel is reused.
+const MC: usize = 512;
+/// Up to this many rows a `[n, k]` weight is dotted in place rather than transposed into panels.
+const DOT_M: usize = 16;
+
+/// Whether this CPU has the instructions (AVX512-BF16 and the BW loads/masks).
+pub fn available() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx512bf16")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512f")
+    })
+}
+
+/// `out[m, n] = x[m, k] @ W (+ bias)`, f32 sums (not rounded); `x` and `W` bf16, `k` even.
+///
+/// # Panics
+/// If [`available`] is false, `k` is odd or a slice has the wrong length.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    x: &[bf16],
+    m: usize,
+    k: usize,
+    w: &[bf16],
+    n: usize,
+    layout: WeightLayout,
+    bias: Option<&[bf16]>,
+    out: &mut [f32],
+) {
+    assert!(available(), "dpbf16::matmul needs AVX512-BF16");
+    assert!(k.is_multiple_of(2), "dpbf16::matmul needs an even k, got {k}");
+    assert_eq!(x.len(), m * k);
+    assert_eq!(w.len(), k * n);
+    assert_eq!(out.len(), m * n);
+    assert!(bias.is_none_or(|b| b.len() == n));
+    if m == 0 || n == 0 {
+        return;
+    }
+    out.par_chunks_mut(n).for_each(|row| match bias {
+        Some(b) => row.iter_mut().zip(b).for_each(|(o, &b)| *o = b.to_f32()),
+        None => row.fill(0.0),
+    });
+    if k == 0 {
+        return;
+    }
+    let dst = Shared(out.as_mut_ptr());
+    match layout {
+        WeightLayout::OutIn if m <= DOT_M => dots_out_in(x, m, k, w, n, dst),
+        WeightLayout::OutIn => transposed(x, m, k, w, n, dst),
+        WeightLayout::InOut => panels(x, m, k, w, n, layout, dst),
+    }
+}
+
+/// Many rows, W stored `[n, k]` (the tied LM head over a whole prompt): computes `(W x^T)^T`, so
+/// the big weight is the broadcast operand, read in place row by row, and only the small `x` is
+/// packed (once, all of `k`); the sums are stored transposed.
+fn transposed(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared) {
+    /// Weight rows per task (16 microkernel blocks; 96 x k bf16 stays in L2 across x's slices).
+    const JB: usize = 16 * MR;
+    let kp = k / 2;
+    let slices = m.div_ceil(NR);
+    let mut xb = vec![0u32; slices * kp * NR];
+    // SAFETY: `available()` was asserted by `matmul`; x is m x k, as the pack reads it.
+    unsafe { pack(&mut xb, x, k, WeightLayout::OutIn, 0, m, 0, kp) };
+    (0..n.div_ceil(JB)).into_par_iter().for_each(|t| {
+        let j1 = ((t + 1) * JB).min(n);
+        for s in 0..slices {
+            for r0 in (t * JB..j1).step_by(MR) {
+                // SAFETY: weight rows r0..r0 + rows < n (k each), x's slice s (kp x NR words),
+                // outputs (s * NR + col, r0 + row) with col < cols: this task's columns only.
+                unsafe {
+                    let a = w.as_ptr().add(r0 * k).cast::<u32>();
+                    let b = xb.as_ptr().add(s * kp * NR);
+                    let c = dst.ptr().add(s * NR * n + r0);
+                    block::<true>(MR.min(j1 - r0), kp, a, kp, b, c, n, NR.min(m - s * NR));
+                }
+            }
+        }
+    });
+}
+
+/// The output shared by tasks that write disjoint columns of it.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: every task writes its own columns only; the buffer outlives the parallel loop.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+impl Shared {
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Column panels spread over rayon's pool; each task packs `KP` pairs of its columns at a time
+/// and runs the microkernel over every row block.
+fn panels(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, layout: WeightLayout, dst: Shared) {
+    // Enough panels for every thread to get several (balance), each a whole number of NR.
+    let threads = rayon::current_num_threads().max(1);
+    let nb = n.div_ceil(threads * 4).next_multiple_of(NR).clamp(NR, 4 * NR);
+    (0..n.div_ceil(nb)).into_par_iter().for_each_init(
+        || vec![0u32; KP * nb],
+        |buf, t| {
+            let j0 = t * nb;
+            let cols = nb.min(n - j0);
+            let kpairs = k / 2;
+            for p0 in (0..kpairs).step_by(KP) {
+                let kp = KP.min(kpairs - p0);
+                // SAFETY: `available()` was asserted by `matmul`; indices are within the slices
+                // (k, n, j0 + cols <= n, p0 + kp <= k / 2) and `dst` is m x n with this task's
+                // columns j0..j0 + cols written by nobody else.
+                unsafe {
+                    let ld = match layout {
+                        WeightLayout::InOut => n,
+                        WeightLayout::OutIn => k,
+                    };
+                    pack(buf, w, ld, layout, j0, cols, p0, kp);
+                    for i0 in (0..m).step_by(MC) {
+                        let i1 = (i0 + MC).min(m);
+                        for s in 0..cols.div_ceil(NR) {
+                            let panel = buf.as_ptr().add(s * kp * NR);
+                            let c_cols = NR.min(cols - s * NR);
+                            for r0 in (i0..i1).step_by(MR) {
+                                let a = x.as_ptr().add(r0 * k + 2 * p0).cast::<u32>();
+                                let c = dst.ptr().add(r0 * n + j0 + s * NR);
+                                block::<false>(MR.min(i1 - r0), kp, a, k / 2, panel, c, n, c_cols);
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    );
+}
+
+/// Packs `W[2 p0 .. 2 (p0 + kp), j0 .. j0 + cols]` as `[slice][pair][NR]` words (low half = the
+/// even `k`), zero beyond `cols`; `ld` is the stride between W's stored rows (`k` rows for
+/// `InOut`, `j` rows for `OutIn`).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pack(
+    buf: &mut [u32],
+    w: &[bf16],
+    ld: usize,
+    layout: WeightLayout,
+    j0: usize,
+    cols: usize,
+    p0: usize,
+    kp: usize,
+) {
+    let slices = cols.div_ceil(NR);
+    for s in 0..slices {
+        let dst = &mut buf[s * kp * NR..][..kp * NR];
+        let c0 = s * NR;
+        let width = NR.min(cols - c0);
+        match layout {
+            WeightLayout::InOut => {
+                for p in 0..kp {
+                    let r0 = &w[(2 * (p0 + p)) * ld + j0 + c0..][..width];
+                    let r1 = &w[(2 * (p0 + p) + 1) * ld + j0 + c0..][..width];
+                    let d = &mut dst[p * NR..][..NR];
+                    for ((d, &a), &b) in d.iter_mut().zip(r0).zip(r1) {
+                        *d = u32::from(a.to_bits()) | (u32::from(b.to_bits()) << 16);
+                    }
+                    d[width..].fill(0);
+                }
+            }
+            WeightLayout::OutIn => {
+                if width < NR {
+                    dst.fill(0);
+                }
+                for jj in 0..width {
+                    let row = &w[(j0 + c0 + jj) * ld + 2 * p0..][..2 * kp];
+                    for (p, pair) in row.chunks_exact(2).enumerate() {
+                        dst[p * NR + jj] = u32::from(pair[0].to_bits()) | (u32::from(pair[1].to_bits()) << 16);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds `a[rows x kp pairs] @ panel[kp x NR]` to `c`: at `c[r * ldc + col]`, or at
+/// `c[col * ldc + r]` when `T` (transposed), for the first `cols` columns.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn block<const T: bool>(
+    rows: usize,
+    kp: usize,
+    a: *const u32,
+    lda: usize,
+    b: *const u32,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+) {
+    // SAFETY (all arms): forwarded from the caller.
+    unsafe {
+        match rows {
+            6 => micro::<6, T>(kp, a, lda, b, c, ldc, cols),
+            5 => micro::<5, T>(kp, a, lda, b, c, ldc, cols),
+            4 => micro::<4, T>(kp, a, lda, b, c, ldc, cols),
+            3 => micro::<3, T>(kp, a, lda, b, c, ldc, cols),
+            2 => micro::<2, T>(kp, a, lda, b, c, ldc, cols),
+            1 => micro::<1, T>(kp, a, lda, b, c, ldc, cols),
+            _ => unreachable!("block rows {rows} > MR"),
+        }
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn micro<const R: usize, const T: bool>(
+    kp: usize,
+    a: *const u32,
+    lda: usize,
+    b: *const u32,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+) {
+    let mut acc = [[_mm512_setzero_ps(); 4]; R];
+    // SAFETY: a covers R rows of kp pairs (row stride lda), b covers kp x NR words, c covers the
+    // R x cols outputs at the strides above; loads are unaligned.
+    unsafe {
+        // The sums are added to `c` only after the loop; fetching its lines now hides a miss
+        // (a large output is read once per KP block and does not stay in cache).
+        if !T {
+            for r in 0..R {
+                for q in 0..cols.div_ceil(16) {
+                    _mm_prefetch::<_MM_HINT_T0>(c.add(r * ldc + q * 16).cast::<i8>());
+                }
+            }
+        }
+        for p in 0..kp {
+            let bp = b.add(p * NR).cast::<__m512i>();
+            let bv: [__m512bh; 4] = std::array::from_fn(|q| as_bh(_mm512_loadu_si512(bp.add(q))));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = as_bh(_mm512_set1_epi32(a.add(r * lda + p).read_unaligned() as i32));
+                for q in 0..4 {
+                    acc[q] = _mm512_dpbf16_ps(acc[q], av, bv[q]);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (q, &v) in acc.iter().enumerate() {
+                let lanes = cols.saturating_sub(q * 16).min(16);
+                if lanes == 0 {
+                    break;
+                }
+                if T {
+                    let mut lane = [0f32; 16];
+                    _mm512_storeu_ps(lane.as_mut_ptr(), v);
+                    for (l, &v) in lane[..lanes].iter().enumerate() {
+                        *c.add((q * 16 + l) * ldc + r) += v;
+                    }
+                    continue;
+                }
+                let mask: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
+                let cp = c.add(r * ldc + q * 16);
+                let old = _mm512_maskz_loadu_ps(mask, cp);
+                _mm512_mask_storeu_ps(cp, mask, _mm512_add_ps(old, v));
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn as_bh(v: __m512i) -> __m512bh {
+    // SAFETY: both are 512 plain bits.
+    unsafe { std::mem::transmute::<__m512i, __m512bh>(v) }
+}
+
+/// Few rows, W stored `[n, k]`: every output is a dot product of an activation row with a
+/// contiguous weight row, so the tied LM head is read once, in order, with no packing.
+fn dots_out_in(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared) {
+    const ROWS: usize = 64;
+    (0..n.div_ceil(ROWS)).into_par_iter().for_each(|t| {
+        let j1 = ((t + 1) * ROWS).min(n);
+        let mut j = t * ROWS;
+        while j < j1 {
+            let jr = if j1 - j >= 4 { 4 } else { 1 };
+            for i0 in (0..m).step_by(MR) {
+                // SAFETY: `available()` was asserted by `matmul`; rows j..j + jr < n of W and
+                // i0..i0 + MR.min(m - i0) <= m of x, each k long; outputs (i, j..j + jr) are
+                // this task's columns.
+                unsafe {
+                    let xs = x.as_ptr().add(i0 * k);
+                    let ws = w.as_ptr().add(j * k);
+                    let c = dst.ptr().add(i0 * n + j);
+                    dots(MR.min(m - i0), jr, k, xs, ws, c, n);
+                }
+            }
+            j += jr;
+        }
+    });
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn dots(rows: usize, jr: usize, k: usize, x: *const bf16, w: *const bf16, c: *mut f32, ldc: usize) {
+    // SAFETY (all arms): forwarded from the caller.
+    unsafe {
+        match (rows, jr) {
+            (6, 4) => dot::<6, 4>(k, x, w, c, ldc),
+            (5, 4) => dot::<5, 4>(k, x, w, c, ldc),
+            (4, 4) => dot::<4, 4>(k, x, w, c, ldc),
+            (3, 4) => dot::<3, 4>(k, x, w, c, ldc),
+            (2, 4) => dot::<2, 4>(k, x, w, c, ldc),
+            (1, 4) => dot::<1, 4>(k, x, w, c, ldc),
+            (6, 1) => dot::<6, 1>(k, x, w, c, ldc),
+            (5, 1) => dot::<5, 1>(k, x, w, c, ldc),
+            (4, 1) => dot::<4, 1>(k, x, w, c, ldc),
+            (3, 1) => dot::<3, 1>(k, x, w, c, ldc),
+            (2, 1) => dot::<2, 1>(k, x, w, c, ldc),
+            (1, 1) => dot::<1, 1>(k, x, w, c, ldc),
+            _ => unreachable!("dots {rows} x {jr}"),
+        }
+    }
+}
+
+/// `c[r, q] += sum_k x[r, k] w[q, k]` for R activation rows and J weight rows (both stride k).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn dot<const R: usize, const J: usize>(k: usize, x: *const bf16, w: *const bf16, c: *mut f32, ldc: usize) {
+    let mut acc = [[_mm512_setzero_ps(); J]; R];
+    // SAFETY: x covers R rows and w J rows of k bf16 each; the tail uses masked loads, which
+    // touch no element past the mask.
+    unsafe {
+        let full = k / 32 * 32;
+        let mut step = |off: usize, mask: __mmask32| {
+            let wv: [__m512bh; J] =
+                std::array::from_fn(|q| as_bh(_mm512_maskz_loadu_epi16(mask, w.add(q * k + off).cast::<i16>())));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let xv = as_bh(_mm512_maskz_loadu_epi16(mask, x.add(r * k + off).cast::<i16>()));
+                for q in 0..J {
+                    acc[q] = _mm512_dpbf16_ps(acc[q], xv, wv[q]);
+                }
+            }
+        };
+        for off in (0..full).step_by(32) {
+            step(off, u32::MAX);
+        }
+        if full < k {
+            step(full, (1u32 << (k - full)) - 1);
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (q, &v) in acc.iter().enumerate() {
+                *c.add(r * ldc + q) += _mm512_reduce_add_ps(v);
+            }
+        }
+    }
+}
+
+/// Full (unmasked) attention of one image's patches, all heads: `out[i, h, :] = softmax(scale
+/// q_h k_h^T)[i] v_h` with `q`, `k`, `v` and `out` stored `[n, heads, hd]` (token-major, as the
+/// qkv projection makes them and the output projection reads them).
+///
+/// Like torch's CPU flash attention for bf16: scores, the running max and the row sums are f32,
+/// the probabilities are rounded to bf16 for the second product, and the output is rounded once.
+/// Tasks are (head, block of 64 queries); K and V are packed once per head.
+///
+/// # Panics
+/// If [`available`] is false, `n` or `hd` is odd, or a slice has the wrong length.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(q: &[bf16], k: &[bf16], v: &[bf16], n: usize, heads: usize, hd: usize, scale: f32, out: &mut [bf16]) {
+    const QB: usize = 64;
+    assert!(available(), "dpbf16::attention needs AVX512-BF16");
+    assert!(
+        n.is_multiple_of(2) && hd.is_multiple_of(2),
+        "dpbf16::attention needs an even length and head size ({n}, {hd})"
+    );
+    let e = heads * hd;
+    assert!(q.len() == n * e && k.len() == n * e && v.len() == n * e && out.len() == n * e);
+    if n == 0 || e == 0 {
+        return;
+    }
+    let (kslices, vslices) = (n.div_ceil(NR), hd.div_ceil(NR));
+    let (ksize, vsize) = (kslices * (hd / 2) * NR, vslices * (n / 2) * NR);
+    // Per head: K as the "weight" of q k^T (stored [keys, hd] = OutIn), V as that of p v
+    // (stored [keys, hd] = InOut with keys summed).
+    let mut kb = vec![0u32; heads * ksize];
+    let mut vb = vec![0u32; heads * vsize];
+    kb.par_chunks_mut(ksize).zip(vb.par_chunks_mut(vsize)).enumerate().for_each(|(h, (kb, vb))| {
+        // SAFETY: `available()` was asserted; head h's rows are at h * hd + (token) * e.
+        unsafe {
+            pack(kb, &k[h * hd..], e, WeightLayout::OutIn, 0, n, 0, hd / 2);
+            pack(vb, &v[h * hd..], e, WeightLayout::InOut, 0, hd, 0, n / 2);
+        }
+    });
+    let dst = SharedBf16(out.as_mut_ptr());
+    let hd_pad = vslices * NR;
+    (0..heads * n.div_ceil(QB)).into_par_iter().for_each_init(
+        || (vec![0f32; QB * n], vec![bf16::ZERO; QB * n], vec![0f32; QB * hd_pad]),
+        |(sc, pr, o), t| {
+            let (h, i0) = (t % heads, t / heads * QB);
+            let rows = QB.min(n - i0);
+            let (kb, vb) = (&kb[h * ksize..][..ksize], &vb[h * vsize..][..vsize]);
+            sc[..rows * n].fill(0.0);
+            o[..rows * hd_pad].fill(0.0);
+            // SAFETY: `available()` was asserted; every pointer below stays inside its buffer:
+            // q rows i0..i0 + rows (hd each, stride e), the packed K/V of head h, the score and
+            // probability rows (n each), the output rows (hd_pad each); this task alone writes
+            // out's rows i0..i0 + rows of head h.
+            unsafe {
+                for s in 0..kslices {
+                    for r0 in (0..rows).step_by(MR) {
+                        let a = q.as_ptr().add((i0 + r0) * e + h * hd).cast::<u32>();
+                        let b = kb.as_ptr().add(s * (hd / 2) * NR);
+                        let c = sc.as_mut_ptr().add(r0 * n + s * NR);
+                        block::<false>(MR.min(rows - r0), hd / 2, a, e / 2, b, c, n, NR.min(n - s * NR));
+                    }
+                }
+                let mut sums = [0f32; QB];
+                for (r, sum) in sums[..rows].iter_mut().enumerate() {
+                    *sum = softmax_row(&mut sc[r * n..][..n], &mut pr[r * n..][..n], scale);
+                }
+                for s in 0..vslices {
+                    for r0 in (0..rows).step_by(MR) {
+                        let a = pr.as_ptr().add(r0 * n).cast::<u32>();
+                        let b = vb.as_ptr().add(s * (n / 2) * NR);
+                        let c = o.as_mut_ptr().add(r0 * hd_pad + s * NR);
+                        block::<false>(MR.min(rows - r0), n / 2, a, n / 2, b, c, hd_pad, NR.min(hd - s * NR));
+                    }
+                }
+                for (r, &sum) in sums[..rows].iter().enumerate() {
+                    let inv = 1.0 / sum;
+                    let row = dst.ptr().add((i0 + r) * e + h * hd);
+                    for d in 0..hd {
+                        *row.add(d) = bf16::from_f32(o[r * hd_pad + d] * inv);
+                    }
+                }
+            }
+        },
+    );
+}
+
+/// The bf16 output shared by tasks that write disjoint rows of it.
+#[derive(Clone, Copy)]
+struct SharedBf16(*mut bf16);
+// SAFETY: every task writes its own (row, head) block only; the buffer outlives the loop.
+unsafe impl Send for SharedBf16 {}
+unsafe impl Sync for SharedBf16 {}
+impl SharedBf16 {
+    fn ptr(self) -> *mut bf16 {
+        self.0
+    }
+}
+
+/// `p = bf16(exp(scale s - max))` over a row of scores; returns the f32 sum of the exponentials.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn softmax_row(s: &mut [f32], p: &mut [bf16], scale: f32) -> f32 {
+    let n = s.len();
+    let full = n / 16 * 16;
+    let tail: __mmask16 = ((1u32 << (n - full)) - 1) as u16;
+    // SAFETY: full loads/stores below `full`, masked ones for the tail, all within s and p.
+    unsafe {
+        let sv = _mm512_set1_ps(scale);
+        let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
+        for i in (0..full).step_by(16) {
+            mx = _mm512_max_ps(mx, _mm512_loadu_ps(s.as_ptr().add(i)));
+        }
+        if tail != 0 {
+            mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, s.as_ptr().add(full)));
+        }
+        // scale > 0, so the scaled maximum is the maximum of the scaled scores.
+        let m = _mm512_set1_ps(_mm512_reduce_max_ps(mx) * scale);
+        let mut sum = _mm512_setzero_ps();
+        let mut one = |i: usize, mask: __mmask16| {
+            let x = _mm512_maskz_loadu_ps(mask, s.as_ptr().add(i));
+            let y = _mm512_maskz_mov_ps(mask, exp_ps(_mm512_fmsub_ps(x, sv, m)));
+            sum = _mm512_add_ps(sum, y);
+            let b: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(y));
+            _mm256_mask_storeu_epi16(p.as_mut_ptr().add(i).cast::<i16>(), mask, b);
+        };
+        for i in (0..full).step_by(16) {
+            one(i, 0xFFFF);
+        }
+        if tail != 0 {
+            one(full, tail);
+        }
+        _mm512_reduce_add_ps(sum)
+    }
+}
+
+/// `e^x` for `x <= 0`, relative error below 1e-5 (the bf16 rounding after it is 4e-3):
+/// `2^round(t) * e^r` with `t = x log2(e)`, `r` the
+/// remainder times ln 2 (|r| <= 0.35) by a degree-6 Taylor polynomial, and `vscalefps` for the
+/// power of two (which also takes very negative inputs to 0).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn exp_ps(x: __m512) -> __m512 {
+    let x = _mm512_max_ps(x, _mm512_set1_ps(-104.0));
+    let t = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E));
+    let k = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t);
+    let r = _mm512_mul_ps(_mm512_sub_ps(t, k), _mm512_set1_ps(std::f32::consts::LN_2));
+    let mut p = _mm512_set1_ps(1.0 / 720.0);
+    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    _mm512_scalef_ps(p, k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(
+        x: &[bf16],
+        m: usize,
+        k: usize,
+        w: &[bf16],
+        n: usize,
+        layout: WeightLayout,
+        bias: Option<&[bf16]>,
+    ) -> Vec<f64> {
+        let mut out = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = bias.map_or(0.0, |b| b[j].to_f64());
+                for kk in 0..k {
+                    let wv = match layout {
+                        WeightLayout::InOut => w[kk * n + j],
+                        WeightLayout::OutIn => w[j * k + kk],
+                    };
+                    s += x[i * k + kk].to_f64() * wv.to_f64();
+                }
+                out[i * n + j] = s;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn exp_matches_f64() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX512-BF16 (vdpbf16ps)");
+            return;
+        }
+        let xs: Vec<f32> =
+            (0..=4000).map(|i| -(i as f32) * 0.03).chain([-1e-7, -87.0, -103.9, -200.0, f32::MIN]).collect();
+        for chunk in xs.chunks(16) {
+            let mut lanes = [0f32; 16];
+            lanes[..chunk.len()].copy_from_slice(chunk);
+            let mut got = [0f32; 16];
+            // SAFETY: checked above that the CPU has AVX-512.
+            unsafe { _mm512_storeu_ps(got.as_mut_ptr(), exp_ps(_mm512_loadu_ps(lanes.as_ptr()))) };
+            for (&x, &g) in chunk.iter().zip(&got) {
+                let want = f64::from(x).exp();
+                let err = (f64::from(g) - want).abs();
+                assert!(err <= 1e-5 * want + 1e-38, "exp({x}) = {g}, want {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn attention_matches_f64_reference() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX512-BF16 (vdpbf16ps)");
+            return;
+        }
+        let mut seed = 0x1234_5677u32;
+        let mut rnd = move |amp: f32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            bf16::from_f32(((seed as f32 / u32::MAX as f32) * 2.0 - 1.0) * amp)
+        };
+        // Lengths across the 64-query blocks and 64-key slices, head sizes below and above NR.
+        for &(n, heads, hd) in &[(2, 1, 2), (70, 3, 80), (130, 2, 128), (256, 4, 16)] {
+            let e = heads * hd;
+            let q: Vec<bf16> = (0..n * e).map(|_| rnd(2.0)).collect();
+            let k: Vec<bf16> = (0..n * e).map(|_| rnd(2.0)).collect();
+            let v: Vec<bf16> = (0..n * e).map(|_| rnd(1.0)).collect();
+            let scale = 1.0 / (hd as f32).sqrt();
+            let mut out = vec![bf16::NAN; n * e];
+            attention(&q, &k, &v, n, heads, hd, scale, &mut out);
+            for h in 0..heads {
+                for i in 0..n {
+                    let at = |t: &[bf16], j: usize, d: usize| t[(j * heads + h) * hd + d].to_f64();
+                    let s: Vec<f64> = (0..n)
+                        .map(|j| (0..hd).map(|d| at(&q, i, d) * at(&k, j, d)).sum::<f64>() * f64::from(scale))
+                        .collect();
+                    let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let p: Vec<f64> = s.iter().map(|s| (s - mx).exp()).collect();
+                    let sum: f64 = p.iter().sum();
+                    for d in 0..hd {
+                        let want = (0..n).map(|j| p[j] * at(&v, j, d)).sum::<f64>() / sum;
+                        let got = out[(i * heads + h) * hd + d].to_f64();
+                        // bf16 probabilities and output: a few parts in 2^8 of the values' scale.
+                        assert!(
+                            (got - want).abs() <= 0.01 * want.abs() + 0.003,
+                            "n {n} h {h} i {i} d {d}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dp_matches_f64_reference() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX512-BF16 (vdpbf16ps)");
+            return;
+        }
+        let mut seed = 0x2545_F491u32;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            bf16::from_f32((seed as f32 / u32::MAX as f32) * 2.0 - 1.0)
+        };
+        // Row counts on both sides of MR, DOT_M and MC; widths not a multiple of NR; k across
+        // several KP blocks and with a masked tail in the dot kernel.
+        for &(m, k, n) in &[
+            (1, 2, 1),
+            (1, 38, 53),
+            (3, 130, 300),
+            (7, 64, 17),
+            (16, 6, 1000),
+            (17, 600, 301),
+            (40, 1100, 130),
+            (530, 260, 70),
+        ] {
+            for layout in [WeightLayout::InOut, WeightLayout::OutIn] {
+                for with_bias in [false, true] {
+                    let x: Vec<bf16> = (0..m * k).map(|_| rnd()).collect();
+                    let w: Vec<bf16> = (0..k * n).map(|_| rnd()).collect();
+                    let b: Vec<bf16> = (0..n).map(|_| rnd()).collect();
+                    let bias = with_bias.then_some(&b[..]);
+                    let mut out = vec![f32::NAN; m * n];
+                    matmul(&x, m, k, &w, n, layout, bias, &mut out);
+                    let want = reference(&x, m, k, &w, n, layout, bias);
+                    for (idx, (got, want)) in out.iter().zip(&want).enumerate() {
+                        let tol = 1e-5 * (k as f64).sqrt() + 1e-6 * want.abs();
+                        assert!(
+                            (f64::from(*got) - want).abs() <= tol,
+                            "{m}x{k}x{n} {layout:?} bias {with_bias} at {idx}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
