@@ -1,6 +1,8 @@
 //! Qwen2-VL on CPU (flex backend): forward and greedy generation of the tiny fixture checkpoint
 //! `crates/vlm/fixtures/tiny_a`, the same prompt that `crates/vlm/fixtures/bench_hf.py` times
-//! with HF transformers (run both and compare; see crates/vlm/README.md).
+//! with HF transformers (run both and compare; see crates/vlm/README.md). `vlm_bf16/*`: the flex
+//! bf16 products at Qwen2-VL-2B widths, AVX512-BF16 dot products (`dp`) against widening the
+//! weight to f32 for gemm's f32 kernel (`widen`, what non-AVX512-BF16 CPUs run).
 
 use std::path::PathBuf;
 
@@ -37,5 +39,39 @@ fn vlm(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, vlm);
+#[cfg(not(target_arch = "x86_64"))]
+fn bf16_products(_: &mut Criterion) {
+    eprintln!("vlm_bf16: skipped, AVX512-BF16 is an x86-64 extension");
+}
+
+#[cfg(target_arch = "x86_64")]
+fn bf16_products(c: &mut Criterion) {
+    use burn::tensor::bf16;
+    use vldac_vlm::cpu_bf16::{WeightLayout, dpbf16, matmul_f32_out};
+    if !dpbf16::available() {
+        eprintln!("vlm_bf16: skipped, this CPU has no AVX512-BF16");
+        return;
+    }
+    let mut g = c.benchmark_group("vlm_bf16");
+    g.sample_size(10);
+    // (name, rows, k, n, layout): the vision MLP's first product over one 448x448 image, a decode
+    // step's MLP product at batch 8, the tied LM head at batch 1.
+    for (name, m, k, n, layout) in [
+        ("vision_fc1_1024x1280x5120", 1024, 1280, 5120, WeightLayout::InOut),
+        ("decode_b8_up_8x1536x8960", 8, 1536, 8960, WeightLayout::InOut),
+        ("decode_b1_head_1x1536x151936", 1, 1536, 151936, WeightLayout::OutIn),
+    ] {
+        let x: Vec<bf16> = (0..m * k).map(|i| bf16::from_f32(((i * 7919) % 1000) as f32 / 1000.0 - 0.5)).collect();
+        let w: Vec<bf16> = (0..k * n).map(|i| bf16::from_f32(((i * 104729) % 1000) as f32 / 1000.0 - 0.5)).collect();
+        let xf: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
+        let mut out = vec![0f32; m * n];
+        g.bench_function(format!("{name}/dp"), |b| b.iter(|| dpbf16::matmul(&x, m, k, &w, n, layout, None, &mut out)));
+        g.bench_function(format!("{name}/widen"), |b| {
+            b.iter(|| matmul_f32_out(&xf, m, k, &w, n, layout, None, &mut out))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, vlm, bf16_products);
 criterion_main!(benches);

@@ -49,6 +49,27 @@ pub fn try_matmul<const D: usize>(
     bias: Option<&Tensor<1>>,
     f32_out: bool,
 ) -> Result<Tensor<D>, Tensor<D>> {
+    try_matmul_then(x, w, bias, f32_out, Epilogue::None)
+}
+
+/// What is applied to the f32 sums before they are rounded to bf16.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Epilogue {
+    None,
+    /// `v * sigmoid(1.702 v)`: the vision MLP's activation, fused so it costs no extra passes
+    /// over the activations (and is rounded once instead of after each of its three ops).
+    QuickGelu,
+}
+
+/// [`try_matmul`] with an [`Epilogue`].
+#[allow(clippy::result_large_err)]
+pub fn try_matmul_then<const D: usize>(
+    x: Tensor<D>,
+    w: &Tensor<2>,
+    bias: Option<&Tensor<1>>,
+    f32_out: bool,
+    epilogue: Epilogue,
+) -> Result<Tensor<D>, Tensor<D>> {
     if !enabled()
         || x.dtype() != DType::BF16
         || w.dtype() != DType::BF16
@@ -83,7 +104,12 @@ pub fn try_matmul<const D: usize>(
     let bias_c = bf.map(|b| b.to_contiguous());
     let b_data = bias_c.as_ref().map(|b| b.as_slice::<bf16>().expect("contiguous bf16"));
 
-    let mut out = vec![0f32; m * n];
+    // The f32 sums go to a per-thread buffer kept between calls: a fresh one of this size is
+    // mapped and zeroed by the kernel on every call (7% of the vision tower's time). Every path
+    // below writes all of it, so stale values are never read.
+    let mut out = if f32_out { Vec::new() } else { SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut())) };
+    out.truncate(m * n);
+    out.resize(m * n, 0.0);
     if use_dp(m, k, layout) {
         #[cfg(target_arch = "x86_64")]
         dpbf16::matmul(x_data, m, k, w_data, n, layout, b_data, &mut out);
@@ -91,6 +117,9 @@ pub fn try_matmul<const D: usize>(
         let mut xw = vec![0f32; m * k];
         xw.par_chunks_mut(4096).zip(x_data.par_chunks(4096)).for_each(|(d, s)| widen_into(d, s));
         matmul_f32_out(&xw, m, k, w_data, n, layout, b_data, &mut out);
+    }
+    if epilogue == Epilogue::QuickGelu {
+        out.par_chunks_mut(4096).for_each(quick_gelu_in_place);
     }
     let mut out_dims = dims;
     out_dims[D - 1] = n;
@@ -104,9 +133,24 @@ pub fn try_matmul<const D: usize>(
         o.par_chunks_mut(4096).zip(out.par_chunks(4096)).for_each(|(d, s)| {
             d.iter_mut().zip(s).for_each(|(d, &s)| *d = bf16::from_bits(round_bits(s)));
         });
+        SCRATCH.with(|s| *s.borrow_mut() = out);
         FlexTensor::new(Bytes::from_elems(o), Layout::contiguous(shape), DType::BF16)
     };
     Ok(Tensor::from_dispatch(flex_dispatch(t)))
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `v * sigmoid(1.702 v)` in place (AVX-512 where the CPU has it).
+fn quick_gelu_in_place(v: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if dpbf16::available() {
+        dpbf16::quick_gelu(v);
+        return;
+    }
+    v.iter_mut().for_each(|v| *v /= 1.0 + (-1.702 * *v).exp());
 }
 
 /// Full attention within one image on flex, all bf16 and outside autodiff, through
@@ -152,6 +196,22 @@ pub fn linear<const D: usize>(l: &Linear, x: Tensor<D>) -> Tensor<D> {
     }
 }
 
+/// `act(Linear::forward(x))`, with `act` fused into [`try_matmul_then`] as `epilogue` when that
+/// path applies; `act` must compute the same function (it is burn's path otherwise).
+pub fn linear_then<const D: usize>(
+    l: &Linear,
+    x: Tensor<D>,
+    epilogue: Epilogue,
+    act: impl FnOnce(Tensor<D>) -> Tensor<D>,
+) -> Tensor<D> {
+    let w = l.weight.val();
+    let b = l.bias.as_ref().map(|b| b.val());
+    match try_matmul_then(x, &w, b.as_ref(), false, epilogue) {
+        Ok(y) => y,
+        Err(x) => act(l.forward(x)),
+    }
+}
+
 /// [`crate::nn::matmul_last`], through [`try_matmul`] when it applies (see there for `f32_out`).
 pub fn matmul_last<const D: usize>(x: Tensor<D>, w: Tensor<2>, f32_out: bool) -> Tensor<D> {
     match try_matmul(x, &w, None, f32_out) {
@@ -167,15 +227,14 @@ fn enabled() -> bool {
     *ON.get_or_init(|| std::env::var("VLDAC_FLEX_BF16").map_or(true, |v| v != "0"))
 }
 
-/// Whether the bf16 dot-product kernels take this product: the CPU has them, `k` is even, and
-/// it is not a one- or two-row product against an `[in, out]` weight, which streams the weight
-/// at memory speed either way and is faster without packing.
+/// Whether the bf16 dot-product kernels take this product: the CPU has them and `k` is even.
 fn use_dp(m: usize, k: usize, layout: WeightLayout) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static WIDEN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         let widen = *WIDEN.get_or_init(|| std::env::var("VLDAC_FLEX_BF16").is_ok_and(|v| v == "widen"));
-        !widen && dpbf16::available() && k.is_multiple_of(2) && (m > SPLIT_K_M || layout == WeightLayout::OutIn)
+        let _ = (m, layout);
+        !widen && dpbf16::available() && k.is_multiple_of(2)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -10,7 +10,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::config::VisionConfig;
-use crate::cpu_bf16::linear;
+use crate::cpu_bf16::{Epilogue, linear};
 use crate::error::Result;
 use crate::nn::{LayerNorm, cast, device_tensor, export_linear, load_linear, to_host};
 use crate::rope::vision_cos_sin;
@@ -99,7 +99,8 @@ impl VisionBlock {
 
     fn forward(&self, x: Tensor<2>, cos: Tensor<3>, sin: Tensor<3>) -> Tensor<2> {
         let x = x.clone() + self.attention(self.norm1.forward(x), cos, sin);
-        let h = linear(&self.fc2, quick_gelu(linear(&self.fc1, self.norm2.forward(x.clone()))));
+        let h = crate::cpu_bf16::linear_then(&self.fc1, self.norm2.forward(x.clone()), Epilogue::QuickGelu, quick_gelu);
+        let h = linear(&self.fc2, h);
         x + h
     }
 }

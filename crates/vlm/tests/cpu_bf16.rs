@@ -68,3 +68,26 @@ fn other_paths_are_left_alone() {
     let back = try_matmul(x, &wa, None, false).expect_err("autodiff weight is not ours");
     assert_eq!(back.dims(), [2, 16]);
 }
+
+#[test]
+fn bf16_attention_matches_burn_attention_in_f32() {
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+    use vldac_vlm::cpu_bf16::try_attention;
+    let dev = Device::flex();
+    // [n patches, heads, head dim]: the 2B vision tower's head size, a length across query blocks.
+    let (n, h, hd) = (136, 3, 80);
+    let (q, k, v) = (random([n, h, hd], &dev), random([n, h, hd], &dev), random([n, h, hd], &dev));
+    let f = |t: &Tensor<3>| t.clone().cast(DType::F32).swap_dims(0, 1).unsqueeze_dim::<4>(0);
+    let want = attention(f(&q), f(&k), f(&v), None, None, AttentionModuleOptions::default());
+    let want: Tensor<2> = want.squeeze_dim::<3>(0).swap_dims(0, 1).reshape([n, h * hd]);
+    match try_attention(q, k, v) {
+        Ok(got) => {
+            assert_eq!(got.dtype(), DType::BF16);
+            let e = rel_err(got, want, 0.05);
+            assert!(e < 2e-2, "relative error {e}");
+        }
+        // Only CPUs without AVX512-BF16 (or non-x86) decline; the model then takes burn's path.
+        Err(_) => eprintln!("skipped: this CPU has no AVX512-BF16, so try_attention declines"),
+    }
+}

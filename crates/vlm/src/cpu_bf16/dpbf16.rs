@@ -26,8 +26,13 @@ const KP: usize = 128;
 /// Rows per pass over a packed panel, so the activation block (`MC x 2 KP` bf16 = 256 KiB) stays
 /// in L2 while the panel is reused.
 const MC: usize = 512;
-/// Up to this many rows a `[n, k]` weight is dotted in place rather than transposed into panels.
+/// Up to this many rows a `[n, k]` weight is dotted in place rather than transposed into panels
+/// (and a `[k, n]` one streamed rather than packed).
 const DOT_M: usize = 16;
+/// The dot kernel's block: `DOT_R` activation rows by `DOT_J` weight rows (24 accumulators;
+/// 8 x 3 and 8 x 2 measured no faster at eight rows).
+const DOT_R: usize = 6;
+const DOT_J: usize = 4;
 
 /// Whether this CPU has the instructions (AVX512-BF16 and the BW loads/masks).
 pub fn available() -> bool {
@@ -74,7 +79,129 @@ pub fn matmul(
     match layout {
         WeightLayout::OutIn if m <= DOT_M => dots_out_in(x, m, k, w, n, dst),
         WeightLayout::OutIn => transposed(x, m, k, w, n, dst),
+        WeightLayout::InOut if m <= DOT_M => stream_in_out(x, m, k, w, n, out),
         WeightLayout::InOut => panels(x, m, k, w, n, layout, dst),
+    }
+}
+
+/// Few rows, W stored `[k, n]` (decode): each thread reads a contiguous block of W's rows front
+/// to back, `SP` row pairs at a time (in L2), interleaving each pair of rows in registers
+/// instead of packing, and keeps `m x n` f32 partial sums; the partials are added in order.
+fn stream_in_out(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, out: &mut [f32]) {
+    let kp = k / 2;
+    let tasks = rayon::current_num_threads().clamp(1, kp.div_ceil(SP));
+    let per = kp.div_ceil(tasks);
+    let mut parts = vec![0f32; tasks * m * n];
+    parts.par_chunks_mut(m * n).enumerate().for_each(|(t, part)| {
+        let (p0, p1) = ((t * per).min(kp), ((t + 1) * per).min(kp));
+        for pb in (p0..p1).step_by(SP) {
+            let pe = (pb + SP).min(p1);
+            for j in (0..n).step_by(32) {
+                for r0 in (0..m).step_by(8) {
+                    // SAFETY: `available()` was asserted by `matmul`; rows 2 pb .. 2 pe <= k of
+                    // W, columns j..j + 32 masked to < n, x rows r0.. < m, and this task's own
+                    // partial sums.
+                    unsafe {
+                        let xs = x.as_ptr().add(r0 * k);
+                        let c = part.as_mut_ptr().add(r0 * n + j);
+                        stream_rows(8.min(m - r0), pb, pe, xs, k, w.as_ptr(), n, j, c);
+                    }
+                }
+            }
+        }
+    });
+    out.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+        for part in parts.chunks(m * n) {
+            row.iter_mut().zip(&part[i * n..][..n]).for_each(|(v, p)| *v += p);
+        }
+    });
+}
+
+/// W row pairs per streamed block (`2 SP` rows of up to 8,960 bf16: 0.56 MiB, two blocks in L2).
+const SP: usize = 16;
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn stream_rows(
+    rows: usize,
+    pb: usize,
+    pe: usize,
+    x: *const bf16,
+    k: usize,
+    w: *const bf16,
+    n: usize,
+    j: usize,
+    c: *mut f32,
+) {
+    // SAFETY (all arms): forwarded from the caller.
+    unsafe {
+        match rows {
+            8 => stream_micro::<8>(pb, pe, x, k, w, n, j, c),
+            7 => stream_micro::<7>(pb, pe, x, k, w, n, j, c),
+            6 => stream_micro::<6>(pb, pe, x, k, w, n, j, c),
+            5 => stream_micro::<5>(pb, pe, x, k, w, n, j, c),
+            4 => stream_micro::<4>(pb, pe, x, k, w, n, j, c),
+            3 => stream_micro::<3>(pb, pe, x, k, w, n, j, c),
+            2 => stream_micro::<2>(pb, pe, x, k, w, n, j, c),
+            1 => stream_micro::<1>(pb, pe, x, k, w, n, j, c),
+            _ => unreachable!("stream rows {rows} > 8"),
+        }
+    }
+}
+
+/// `c[r, 0..32] += sum_{pb <= p < pe} x[r, 2p..2p+2] . W[2p..2p+2, j..j+32]` for R rows; the two W
+/// rows of a pair are interleaved into (even, odd) words by two `vpermt2w`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn stream_micro<const R: usize>(
+    pb: usize,
+    pe: usize,
+    x: *const bf16,
+    k: usize,
+    w: *const bf16,
+    n: usize,
+    j: usize,
+    c: *mut f32,
+) {
+    let cols = 32.min(n - j);
+    let mask: __mmask32 = if cols == 32 { u32::MAX } else { (1u32 << cols) - 1 };
+    // Word i of the low result is row 0's column i / 2 (even i) or row 1's (odd i); the high
+    // result continues at column 16.
+    let lo_idx: [i16; 32] = std::array::from_fn(|i| ((i / 2) + 32 * (i % 2)) as i16);
+    let hi_idx: [i16; 32] = std::array::from_fn(|i| (16 + (i / 2) + 32 * (i % 2)) as i16);
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    // SAFETY: W rows 2 pb .. 2 pe and x's R rows are in bounds (caller); loads past `cols` are
+    // masked off; c covers R rows of `cols` f32 at stride n.
+    unsafe {
+        let lo_idx = _mm512_loadu_si512(lo_idx.as_ptr().cast());
+        let hi_idx = _mm512_loadu_si512(hi_idx.as_ptr().cast());
+        for p in pb..pe {
+            // The same columns of the next block's rows: W is read in row order one block ahead,
+            // which the hardware prefetcher does not do for this many strided streams.
+            _mm_prefetch::<_MM_HINT_T1>(w.add((2 * (p + SP)) * n + j).cast::<i8>());
+            _mm_prefetch::<_MM_HINT_T1>(w.add((2 * (p + SP) + 1) * n + j).cast::<i8>());
+            let a = _mm512_maskz_loadu_epi16(mask, w.add(2 * p * n + j).cast::<i16>());
+            let b = _mm512_maskz_loadu_epi16(mask, w.add((2 * p + 1) * n + j).cast::<i16>());
+            let lo = as_bh(_mm512_permutex2var_epi16(a, lo_idx, b));
+            let hi = as_bh(_mm512_permutex2var_epi16(a, hi_idx, b));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let xv = as_bh(_mm512_set1_epi32(x.add(r * k + 2 * p).cast::<u32>().read_unaligned() as i32));
+                acc[0] = _mm512_dpbf16_ps(acc[0], xv, lo);
+                acc[1] = _mm512_dpbf16_ps(acc[1], xv, hi);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (q, &v) in acc.iter().enumerate() {
+                let lanes = cols.saturating_sub(q * 16).min(16);
+                if lanes == 0 {
+                    break;
+                }
+                let m16: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
+                let cp = c.add(r * n + q * 16);
+                _mm512_mask_storeu_ps(cp, m16, _mm512_add_ps(_mm512_maskz_loadu_ps(m16, cp), v));
+            }
+        }
     }
 }
 
@@ -305,16 +432,16 @@ fn dots_out_in(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared
         let j1 = ((t + 1) * ROWS).min(n);
         let mut j = t * ROWS;
         while j < j1 {
-            let jr = if j1 - j >= 4 { 4 } else { 1 };
-            for i0 in (0..m).step_by(MR) {
+            let jr = if j1 - j >= DOT_J { DOT_J } else { 1 };
+            for i0 in (0..m).step_by(DOT_R) {
                 // SAFETY: `available()` was asserted by `matmul`; rows j..j + jr < n of W and
-                // i0..i0 + MR.min(m - i0) <= m of x, each k long; outputs (i, j..j + jr) are
+                // i0..i0 + DOT_R.min(m - i0) <= m of x, each k long; outputs (i, j..j + jr) are
                 // this task's columns.
                 unsafe {
                     let xs = x.as_ptr().add(i0 * k);
                     let ws = w.as_ptr().add(j * k);
                     let c = dst.ptr().add(i0 * n + j);
-                    dots(MR.min(m - i0), jr, k, xs, ws, c, n);
+                    dots(DOT_R.min(m - i0), jr, k, xs, ws, c, n);
                 }
             }
             j += jr;
@@ -324,24 +451,17 @@ fn dots_out_in(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared
 
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn dots(rows: usize, jr: usize, k: usize, x: *const bf16, w: *const bf16, c: *mut f32, ldc: usize) {
-    // SAFETY (all arms): forwarded from the caller.
-    unsafe {
-        match (rows, jr) {
-            (6, 4) => dot::<6, 4>(k, x, w, c, ldc),
-            (5, 4) => dot::<5, 4>(k, x, w, c, ldc),
-            (4, 4) => dot::<4, 4>(k, x, w, c, ldc),
-            (3, 4) => dot::<3, 4>(k, x, w, c, ldc),
-            (2, 4) => dot::<2, 4>(k, x, w, c, ldc),
-            (1, 4) => dot::<1, 4>(k, x, w, c, ldc),
-            (6, 1) => dot::<6, 1>(k, x, w, c, ldc),
-            (5, 1) => dot::<5, 1>(k, x, w, c, ldc),
-            (4, 1) => dot::<4, 1>(k, x, w, c, ldc),
-            (3, 1) => dot::<3, 1>(k, x, w, c, ldc),
-            (2, 1) => dot::<2, 1>(k, x, w, c, ldc),
-            (1, 1) => dot::<1, 1>(k, x, w, c, ldc),
-            _ => unreachable!("dots {rows} x {jr}"),
-        }
+    macro_rules! arms {
+        ($($r:literal)*) => {
+            match (rows, jr) {
+                $(($r, DOT_J) => dot::<$r, DOT_J>(k, x, w, c, ldc),)*
+                $(($r, 1) => dot::<$r, 1>(k, x, w, c, ldc),)*
+                _ => unreachable!("dots {rows} x {jr}"),
+            }
+        };
     }
+    // SAFETY (all arms): forwarded from the caller.
+    unsafe { arms!(1 2 3 4 5 6 7 8) }
 }
 
 /// `c[r, q] += sum_k x[r, k] w[q, k]` for R activation rows and J weight rows (both stride k).
@@ -508,7 +628,34 @@ unsafe fn softmax_row(s: &mut [f32], p: &mut [bf16], scale: f32) -> f32 {
     }
 }
 
-/// `e^x` for `x <= 0`, relative error below 1e-5 (the bf16 rounding after it is 4e-3):
+/// `v * sigmoid(1.702 v)` in place: quick GELU, fused into the vision MLP's first product.
+pub fn quick_gelu(v: &mut [f32]) {
+    assert!(available(), "dpbf16::quick_gelu needs AVX-512");
+    // SAFETY: the CPU has AVX-512 (asserted).
+    unsafe { quick_gelu_avx512(v) }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn quick_gelu_avx512(v: &mut [f32]) {
+    let full = v.len() / 16 * 16;
+    let one = _mm512_set1_ps(1.0);
+    let a = _mm512_set1_ps(-1.702);
+    let f = |x: __m512| _mm512_div_ps(x, _mm512_add_ps(one, exp_ps(_mm512_mul_ps(x, a))));
+    // SAFETY: full-width loads and stores below `full`, masked ones for the tail.
+    unsafe {
+        for i in (0..full).step_by(16) {
+            let p = v.as_mut_ptr().add(i);
+            _mm512_storeu_ps(p, f(_mm512_loadu_ps(p)));
+        }
+        if full < v.len() {
+            let mask: __mmask16 = ((1u32 << (v.len() - full)) - 1) as u16;
+            let p = v.as_mut_ptr().add(full);
+            _mm512_mask_storeu_ps(p, mask, f(_mm512_maskz_loadu_ps(mask, p)));
+        }
+    }
+}
+
+/// `e^x` for `x <= 88` (0 below -104), relative error below 1e-5 (bf16 rounding is 4e-3):
 /// `2^round(t) * e^r` with `t = x log2(e)`, `r` the
 /// remainder times ln 2 (|r| <= 0.35) by a degree-6 Taylor polynomial, and `vscalefps` for the
 /// power of two (which also takes very negative inputs to 0).
@@ -562,8 +709,10 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX512-BF16 (vdpbf16ps)");
             return;
         }
-        let xs: Vec<f32> =
-            (0..=4000).map(|i| -(i as f32) * 0.03).chain([-1e-7, -87.0, -103.9, -200.0, f32::MIN]).collect();
+        let xs: Vec<f32> = (0..=4000)
+            .map(|i| -(i as f32) * 0.03)
+            .chain([-1e-7, -87.0, -103.9, -200.0, f32::MIN, 1e-7, 0.5, 3.3, 20.0, 80.0])
+            .collect();
         for chunk in xs.chunks(16) {
             let mut lanes = [0f32; 16];
             lanes[..chunk.len()].copy_from_slice(chunk);
@@ -575,6 +724,20 @@ mod tests {
                 let err = (f64::from(g) - want).abs();
                 assert!(err <= 1e-5 * want + 1e-38, "exp({x}) = {g}, want {want}");
             }
+        }
+    }
+
+    #[test]
+    fn quick_gelu_matches_f64() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX512-BF16 (vdpbf16ps)");
+            return;
+        }
+        let mut v: Vec<f32> = (0..1003).map(|i| (i as f32 - 500.0) * 0.037).chain([-90.0, 90.0, 0.0]).collect();
+        let want: Vec<f64> = v.iter().map(|&x| f64::from(x) / (1.0 + (-1.702 * f64::from(x)).exp())).collect();
+        quick_gelu(&mut v);
+        for (g, w) in v.iter().zip(&want) {
+            assert!((f64::from(*g) - w).abs() <= 1e-5 * w.abs() + 1e-7, "{g} vs {w}");
         }
     }
 
