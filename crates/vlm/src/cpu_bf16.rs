@@ -17,6 +17,8 @@ use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
 pub mod dpbf16;
+#[cfg(target_arch = "x86_64")]
+pub mod small_f32;
 
 /// How the bf16 weight `W[k, j]` (`k` inner, `j` output column) lies in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +72,10 @@ pub fn try_matmul_then<const D: usize>(
     f32_out: bool,
     epilogue: Epilogue,
 ) -> Result<Tensor<D>, Tensor<D>> {
+    #[cfg(target_arch = "x86_64")]
+    if x.dtype() == DType::F32 {
+        return try_small_f32(x, w, bias, epilogue);
+    }
     if !enabled()
         || x.dtype() != DType::BF16
         || w.dtype() != DType::BF16
@@ -87,17 +93,9 @@ pub fn try_matmul_then<const D: usize>(
     let dims = xf.layout().shape().to_vec();
     let k = dims[D - 1];
     let m: usize = dims[..D - 1].iter().product();
-    let wl = wf.layout();
-    let (wk, n) = (wl.shape()[0], wl.shape()[1]);
-    let layout = match wl.strides() {
-        [s0, 1] if *s0 == n as isize => Some(WeightLayout::InOut),
-        [1, s1] if *s1 == k as isize => Some(WeightLayout::OutIn),
-        _ => None,
-    };
-    let (Some(layout), true) = (layout, wk == k) else {
+    let Some((layout, n, off)) = weight_layout(&wf, k) else {
         return Err(Tensor::from_dispatch(flex_dispatch(xf)));
     };
-    let off = wl.start_offset();
     let w_data = &wf.storage::<bf16>()[off..off + k * n];
     let xc = if xf.is_contiguous() { xf } else { xf.to_contiguous() };
     let x_data = xc.as_slice::<bf16>().expect("contiguous bf16");
@@ -137,6 +135,64 @@ pub fn try_matmul_then<const D: usize>(
         FlexTensor::new(Bytes::from_elems(o), Layout::contiguous(shape), DType::BF16)
     };
     Ok(Tensor::from_dispatch(flex_dispatch(t)))
+}
+
+/// f32 weights and at most [`small_f32::MAX_M`] rows (decode) on a CPU with AVX-512, through
+/// [`small_f32`]; everything else is given back for gemm.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::result_large_err)]
+fn try_small_f32<const D: usize>(
+    x: Tensor<D>,
+    w: &Tensor<2>,
+    bias: Option<&Tensor<1>>,
+    epilogue: Epilogue,
+) -> Result<Tensor<D>, Tensor<D>> {
+    let dims = x.dims();
+    let (m, k) = (dims[..D - 1].iter().product::<usize>(), dims[D - 1]);
+    if !enabled()
+        || !small_f32::available()
+        || m > small_f32::MAX_M
+        || w.dtype() != DType::F32
+        || bias.is_some_and(|b| b.dtype() != DType::F32)
+    {
+        return Err(x);
+    }
+    let (Some(wf), Some(bf)) = (flex(w.clone()), bias.map_or(Some(None), |b| flex(b.clone()).map(Some))) else {
+        return Err(x);
+    };
+    let Some((layout, n, off)) = weight_layout(&wf, k) else {
+        return Err(x);
+    };
+    let xf = match flex_of(x.into_dispatch()) {
+        Ok(t) => t,
+        Err(other) => return Err(Tensor::from_dispatch(other)),
+    };
+    let w_data = &wf.storage::<f32>()[off..off + k * n];
+    let xc = if xf.is_contiguous() { xf } else { xf.to_contiguous() };
+    let bias_c = bf.map(|b| b.to_contiguous());
+    let b_data = bias_c.as_ref().map(|b| b.as_slice::<f32>().expect("contiguous f32"));
+    let mut out = vec![0f32; m * n];
+    small_f32::matmul(xc.as_slice::<f32>().expect("contiguous f32"), m, k, w_data, n, layout, b_data, &mut out);
+    if epilogue == Epilogue::QuickGelu {
+        quick_gelu_in_place(&mut out);
+    }
+    let mut out_dims = dims;
+    out_dims[D - 1] = n;
+    let t = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from(out_dims)), DType::F32);
+    Ok(Tensor::from_dispatch(flex_dispatch(t)))
+}
+
+/// How a flex weight `[k, n]` lies (see [`WeightLayout`]), its `n` and start offset; `None` for
+/// other strides or a `k` that does not match.
+fn weight_layout(wf: &FlexTensor, k: usize) -> Option<(WeightLayout, usize, usize)> {
+    let wl = wf.layout();
+    let (wk, n) = (wl.shape()[0], wl.shape()[1]);
+    let layout = match wl.strides() {
+        [s0, 1] if *s0 == n as isize => WeightLayout::InOut,
+        [1, s1] if *s1 == k as isize => WeightLayout::OutIn,
+        _ => return None,
+    };
+    (wk == k).then_some((layout, n, wl.start_offset()))
 }
 
 thread_local! {

@@ -391,7 +391,7 @@ unsafe fn micro<const R: usize, const T: bool>(
             for (r, acc) in acc.iter_mut().enumerate() {
                 let av = as_bh(_mm512_set1_epi32(a.add(r * lda + p).read_unaligned() as i32));
                 for q in 0..4 {
-                    acc[q] = _mm512_dpbf16_ps(acc[q], av, bv[q]);
+                    acc[q] = _mm512_dpbf16_ps(acc[q], bv[q], av);
                 }
             }
         }
