@@ -209,37 +209,123 @@ fn quick_gelu_in_place(v: &mut [f32]) {
     v.iter_mut().for_each(|v| *v /= 1.0 + (-1.702 * *v).exp());
 }
 
-/// Full attention within one image on flex, all bf16 and outside autodiff, through
-/// [`dpbf16::attention`] (scale `1/sqrt(hd)`): `q`, `k`, `v` are `[n, heads, hd]` and the result
-/// is `[n, heads * hd]`, ready for the output projection. Gives the inputs back when this path
-/// does not apply (no AVX512-BF16, another dtype or backend, odd sizes, `VLDAC_FLEX_BF16`).
-#[allow(clippy::type_complexity, clippy::result_large_err)]
-pub fn try_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Result<Tensor<2>, (Tensor<3>, Tensor<3>, Tensor<3>)> {
-    let [n, heads, hd] = q.dims();
+/// The vision tower's attention from its qkv projection, on flex, bf16, outside autodiff: splits
+/// `qkv` (`[n, 3 * heads * hd]`, q then k then v), applies the 2D rotary embedding to q and k in
+/// f32 and rounds them to bf16 (transformers' order), then [`dpbf16::attention`]. One pass
+/// instead of the casts, rotate-half and products as separate tensor ops. `cos`/`sin` are f32
+/// `[n, 1, hd]`. Returns `[n, heads * hd]`, or `qkv` back when this path does not apply.
+#[allow(clippy::result_large_err)]
+pub fn try_vision_attention(
+    qkv: Tensor<2>,
+    heads: usize,
+    cos: &Tensor<3>,
+    sin: &Tensor<3>,
+) -> Result<Tensor<2>, Tensor<2>> {
+    let [n, e3] = qkv.dims();
+    let e = e3 / 3;
+    let hd = e / heads.max(1);
     let applies = enabled()
-        && use_dp(n, hd, WeightLayout::OutIn)
+        && heads > 0
+        && e3 == 3 * heads * hd
+        && hd.is_multiple_of(2)
         && n.is_multiple_of(2)
-        && k.dims() == [n, heads, hd]
-        && v.dims() == [n, heads, hd]
-        && [&q, &k, &v].iter().all(|t| t.dtype() == DType::BF16 && flex((*t).clone()).is_some());
+        && use_dp(n, hd, WeightLayout::OutIn)
+        && qkv.dtype() == DType::BF16
+        && cos.dims() == [n, 1, hd]
+        && sin.dims() == [n, 1, hd]
+        && [cos, sin].iter().all(|t| t.dtype() == DType::F32 && flex((*t).clone()).is_some());
     #[cfg(target_arch = "x86_64")]
     if applies {
-        let contiguous = |t: Tensor<3>| {
-            let f = flex(t).expect("checked above");
-            if f.is_contiguous() { f } else { f.to_contiguous() }
+        let xf = match flex_of(qkv.into_dispatch()) {
+            Ok(t) => t,
+            Err(other) => return Err(Tensor::from_dispatch(other)),
         };
-        let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
-        fn slice(t: &FlexTensor) -> &[bf16] {
-            t.as_slice::<bf16>().expect("contiguous bf16")
-        }
-        let mut out = vec![bf16::ZERO; n * heads * hd];
-        let scale = 1.0 / (hd as f32).sqrt();
-        dpbf16::attention(slice(&q), slice(&k), slice(&v), n, heads, hd, scale, &mut out);
-        let t = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from([n, heads * hd])), DType::BF16);
+        let xc = if xf.is_contiguous() { xf } else { xf.to_contiguous() };
+        let contiguous = |t: &Tensor<3>| flex(t.clone()).expect("checked above").to_contiguous();
+        let (cf, sf) = (contiguous(cos), contiguous(sin));
+        let (src, c, s) = (
+            xc.as_slice::<bf16>().expect("contiguous bf16"),
+            cf.as_slice::<f32>().expect("contiguous f32"),
+            sf.as_slice::<f32>().expect("contiguous f32"),
+        );
+        let (mut q, mut k, mut v) = (vec![bf16::ZERO; n * e], vec![bf16::ZERO; n * e], vec![bf16::ZERO; n * e]);
+        let half = hd / 2;
+        q.par_chunks_mut(e).zip(k.par_chunks_mut(e)).zip(v.par_chunks_mut(e)).enumerate().for_each(
+            |(i, ((q, k), v))| {
+                let row = &src[i * e3..][..e3];
+                let (cos, sin) = (&c[i * hd..][..hd], &s[i * hd..][..hd]);
+                for (dst, part) in [(q, &row[..e]), (k, &row[e..2 * e])] {
+                    for (dh, xh) in dst.chunks_mut(hd).zip(part.chunks(hd)) {
+                        for d in 0..hd {
+                            let rot = if d < half { -xh[d + half].to_f32() } else { xh[d - half].to_f32() };
+                            dh[d] = bf16::from_f32(xh[d].to_f32() * cos[d] + rot * sin[d]);
+                        }
+                    }
+                }
+                v.copy_from_slice(&row[2 * e..]);
+            },
+        );
+        let mut out = vec![bf16::ZERO; n * e];
+        dpbf16::attention(&q, &k, &v, n, heads, hd, 1.0 / (hd as f32).sqrt(), &mut out);
+        let t = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from([n, e])), DType::BF16);
         return Ok(Tensor::from_dispatch(flex_dispatch(t)));
     }
     let _ = applies;
-    Err((q, k, v))
+    Err(qkv)
+}
+
+/// [`crate::nn::LayerNorm`] over the last dimension of a bf16 flex tensor outside autodiff, in
+/// f32 and rounded once (as the tensor-op version and torch's CPU kernel do): one pass per row.
+/// Gives `x` back when this path does not apply.
+#[allow(clippy::result_large_err)]
+pub fn try_layer_norm<const D: usize>(
+    x: Tensor<D>,
+    weight: &Tensor<1>,
+    bias: &Tensor<1>,
+    eps: f64,
+) -> Result<Tensor<D>, Tensor<D>> {
+    let dims = x.dims();
+    let d = dims[D - 1];
+    if !enabled() || x.dtype() != DType::BF16 || weight.dims() != [d] || bias.dims() != [d] || d == 0 {
+        return Err(x);
+    }
+    let (Some(wf), Some(bf)) = (flex(weight.clone()), flex(bias.clone())) else {
+        return Err(x);
+    };
+    let xf = match flex_of(x.into_dispatch()) {
+        Ok(t) => t,
+        Err(other) => return Err(Tensor::from_dispatch(other)),
+    };
+    let xc = if xf.is_contiguous() { xf } else { xf.to_contiguous() };
+    let as_f32 = |t: FlexTensor| -> Vec<f32> {
+        let t = t.to_contiguous();
+        match t.dtype() {
+            DType::BF16 => t.as_slice::<bf16>().expect("contiguous bf16").iter().map(|v| v.to_f32()).collect(),
+            DType::F32 => t.as_slice::<f32>().expect("contiguous f32").to_vec(),
+            _ => Vec::new(),
+        }
+    };
+    let (w, b) = (as_f32(wf), as_f32(bf));
+    if w.len() != d || b.len() != d {
+        return Err(Tensor::from_dispatch(flex_dispatch(xc)));
+    }
+    let src = xc.as_slice::<bf16>().expect("contiguous bf16");
+    let mut out = vec![bf16::ZERO; src.len()];
+    out.par_chunks_mut(d).zip(src.par_chunks(d)).for_each_init(
+        || vec![0f32; d],
+        |row, (o, x)| {
+            x.iter().zip(row.iter_mut()).for_each(|(x, r)| *r = x.to_f32());
+            let mean = row.iter().sum::<f32>() / d as f32;
+            row.iter_mut().for_each(|v| *v -= mean);
+            let var = row.iter().map(|v| v * v).sum::<f32>() / d as f32;
+            let inv = 1.0 / (var + eps as f32).sqrt();
+            for (((o, &v), &w), &b) in o.iter_mut().zip(row.iter()).zip(&w).zip(&b) {
+                *o = bf16::from_f32(v * inv * w + b);
+            }
+        },
+    );
+    let t = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from(dims)), DType::BF16);
+    Ok(Tensor::from_dispatch(flex_dispatch(t)))
 }
 
 /// `Linear::forward`, through [`try_matmul`] when it applies (bias added in f32 before rounding).

@@ -199,6 +199,11 @@ impl LayerNorm {
         })
     }
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        // bf16 inference on flex: one pass per row instead of a dozen tensor ops.
+        let x = match crate::cpu_bf16::try_layer_norm(x, &self.weight.val(), &self.bias.val(), self.eps) {
+            Ok(y) => return y,
+            Err(x) => x,
+        };
         let dtype = x.dtype();
         let x = cast(x, DType::F32);
         let mean = x.clone().mean_dim(D - 1);

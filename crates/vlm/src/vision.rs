@@ -69,20 +69,19 @@ impl VisionBlock {
         let [n, e] = x.dims();
         let h = self.num_heads;
         let hd = e / h;
-        let qkv = linear(&self.qkv, x).reshape([n, 3, h, hd]);
+        // bf16 on a CPU with AVX512-BF16: rotary and attention in one pass of our kernels.
+        let qkv = match crate::cpu_bf16::try_vision_attention(linear(&self.qkv, x), h, &cos, &sin) {
+            Ok(out) => return linear(&self.proj, out),
+            Err(qkv) => qkv.reshape([n, 3, h, hd]),
+        };
         let q = qkv.clone().narrow(1, 0, 1).reshape([n, h, hd]);
         let k = qkv.clone().narrow(1, 1, 1).reshape([n, h, hd]);
         let v = qkv.narrow(1, 2, 1).reshape([n, h, hd]);
         // Rotary in f32 (cos/sin are f32), as transformers does for the vision tower.
         let dtype = v.dtype();
-        let q = cast(apply_rotary(cast(q, DType::F32), cos.clone(), sin.clone()), dtype);
-        let k = cast(apply_rotary(cast(k, DType::F32), cos, sin), dtype);
-        // bf16 on a CPU with AVX512-BF16: our dot-product kernel, in the token-major layout.
-        let (q, k, v) = match crate::cpu_bf16::try_attention(q, k, v) {
-            Ok(out) => return linear(&self.proj, out),
-            Err(qkv) => qkv,
-        };
-        let (q, k, v) = (q.swap_dims(0, 1), k.swap_dims(0, 1), v.swap_dims(0, 1));
+        let q = cast(apply_rotary(cast(q, DType::F32), cos.clone(), sin.clone()), dtype).swap_dims(0, 1);
+        let k = cast(apply_rotary(cast(k, DType::F32), cos, sin), dtype).swap_dims(0, 1);
+        let v = v.swap_dims(0, 1);
         // burn's fused attention (tiled on flex, flash on CUDA, SDPA on libtorch), full within
         // the image.
         let out = attention(

@@ -70,24 +70,57 @@ fn other_paths_are_left_alone() {
 }
 
 #[test]
-fn bf16_attention_matches_burn_attention_in_f32() {
+fn bf16_vision_attention_matches_rotary_and_burn_attention_in_f32() {
     use burn::tensor::module::attention;
     use burn::tensor::ops::AttentionModuleOptions;
-    use vldac_vlm::cpu_bf16::try_attention;
+    use vldac_vlm::cpu_bf16::try_vision_attention;
+    use vldac_vlm::vision::apply_rotary;
     let dev = Device::flex();
     // [n patches, heads, head dim]: the 2B vision tower's head size, a length across query blocks.
     let (n, h, hd) = (136, 3, 80);
-    let (q, k, v) = (random([n, h, hd], &dev), random([n, h, hd], &dev), random([n, h, hd], &dev));
-    let f = |t: &Tensor<3>| t.clone().cast(DType::F32).swap_dims(0, 1).unsqueeze_dim::<4>(0);
-    let want = attention(f(&q), f(&k), f(&v), None, None, AttentionModuleOptions::default());
+    let qkv = random([n, 3 * h * hd], &dev);
+    let angles = Tensor::<3>::random([n, 1, hd], Distribution::Uniform(-3.0, 3.0), (&dev, DType::F32));
+    let (cos, sin) = (angles.clone().cos(), angles.sin());
+    // The reference: transformers' order (rotary in f32, rounded to bf16), attention in f32.
+    let part = |i: usize| qkv.clone().narrow(1, i * h * hd, h * hd).reshape([n, h, hd]).cast(DType::F32);
+    let rot = |t: Tensor<3>| apply_rotary(t, cos.clone(), sin.clone()).cast(DType::BF16).cast(DType::F32);
+    let heads_first = |t: Tensor<3>| t.swap_dims(0, 1).unsqueeze_dim::<4>(0);
+    let want = attention(
+        heads_first(rot(part(0))),
+        heads_first(rot(part(1))),
+        heads_first(part(2)),
+        None,
+        None,
+        AttentionModuleOptions::default(),
+    );
     let want: Tensor<2> = want.squeeze_dim::<3>(0).swap_dims(0, 1).reshape([n, h * hd]);
-    match try_attention(q, k, v) {
+    match try_vision_attention(qkv, h, &cos, &sin) {
         Ok(got) => {
             assert_eq!(got.dtype(), DType::BF16);
             let e = rel_err(got, want, 0.05);
             assert!(e < 2e-2, "relative error {e}");
         }
         // Only CPUs without AVX512-BF16 (or non-x86) decline; the model then takes burn's path.
-        Err(_) => eprintln!("skipped: this CPU has no AVX512-BF16, so try_attention declines"),
+        Err(_) => eprintln!("skipped: this CPU has no AVX512-BF16, so try_vision_attention declines"),
     }
+}
+
+#[test]
+fn bf16_layer_norm_matches_the_f32_tensor_ops() {
+    use burn::module::Param;
+    use vldac_vlm::nn::LayerNorm;
+    let dev = Device::flex();
+    let ln = LayerNorm {
+        weight: Param::from_tensor(random([80], &dev)),
+        bias: Param::from_tensor(random([80], &dev)),
+        eps: 1e-6,
+    };
+    let x = random([3, 37, 80], &dev).mul_scalar(4.0).add_scalar(1.5);
+    // f32 input: the tensor-op path (the fused one only takes bf16).
+    let want = ln.forward(x.clone().cast(DType::F32));
+    assert_eq!(want.dtype(), DType::F32);
+    let got = ln.forward(x);
+    assert_eq!(got.dtype(), DType::BF16);
+    let e = rel_err(got, want, 0.05);
+    assert!(e < 1e-2, "relative error {e}");
 }
