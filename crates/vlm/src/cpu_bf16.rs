@@ -1,13 +1,16 @@
-//! bf16-weight matmul for burn's flex (CPU) backend, used by inference when the weights are bf16.
+//! bf16-weight matmul (and the vision tower's attention and LayerNorm) for burn's flex (CPU)
+//! backend, used when the weights are bf16.
 //!
 //! flex multiplies bf16 by copying both operands to contiguous f32 buffers on every call, on one
 //! thread, and rounding the product back: at decode that widens every weight once per token,
 //! the tied LM head (a transposed 151,936 x 1,536 view) included. Here the weight stays bf16 where
 //! it lies. On CPUs with AVX512-BF16, [`dpbf16`] multiplies bf16 pairs directly (`vdpbf16ps`,
-//! as torch does). Elsewhere, and for one- or two-row products, a few rows stream the weight once,
-//! widened in registers, and many rows widen it panel by panel into a cache-sized buffer for
-//! gemm's f32 kernel. Sums are f32 and the result is rounded to bf16 once, as torch does.
-//! Autodiff, other backends and f32 weights never come here.
+//! as torch does). Elsewhere a few rows stream the weight once, widened in registers, and many
+//! rows widen it panel by panel into a cache-sized buffer for gemm's f32 kernel. Sums are f32 and the result is rounded to bf16 once, as torch does.
+//! Inputs are plain flex tensors or autodiff ones that are not tracked (the frozen vision tower
+//! during LoRA training: the result is handed back as an untracked autodiff tensor); a tracked
+//! input with a frozen bf16 weight goes through `frozen.rs`'s autodiff op. Other backends never
+//! come here; f32 weights only for decode-sized products (`small_f32.rs`).
 
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind};
@@ -17,6 +20,8 @@ use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
 pub mod dpbf16;
+#[cfg(target_arch = "x86_64")]
+mod frozen;
 #[cfg(target_arch = "x86_64")]
 pub mod small_f32;
 
@@ -83,10 +88,13 @@ pub fn try_matmul_then<const D: usize>(
     {
         return Err(x);
     }
-    let (Some(wf), Some(bf)) = (flex(w.clone()), bias.map_or(Some(None), |b| flex(b.clone()).map(Some))) else {
+    let Some(origin) = origin_of(&x) else { return Err(x) };
+    let (Some(wf), Some(bf)) =
+        (flex_for(w.clone(), &origin), bias.map_or(Some(None), |b| flex_for(b.clone(), &origin).map(Some)))
+    else {
         return Err(x);
     };
-    let xf = match flex_of(x.into_dispatch()) {
+    let (xf, origin) = match flex_value(x.into_dispatch()) {
         Ok(t) => t,
         Err(other) => return Err(Tensor::from_dispatch(other)),
     };
@@ -94,7 +102,7 @@ pub fn try_matmul_then<const D: usize>(
     let k = dims[D - 1];
     let m: usize = dims[..D - 1].iter().product();
     let Some((layout, n, off)) = weight_layout(&wf, k) else {
-        return Err(Tensor::from_dispatch(flex_dispatch(xf)));
+        return Err(Tensor::from_dispatch(dispatch_as(xf, &origin)));
     };
     let w_data = &wf.storage::<bf16>()[off..off + k * n];
     let xc = if xf.is_contiguous() { xf } else { xf.to_contiguous() };
@@ -134,7 +142,7 @@ pub fn try_matmul_then<const D: usize>(
         SCRATCH.with(|s| *s.borrow_mut() = out);
         FlexTensor::new(Bytes::from_elems(o), Layout::contiguous(shape), DType::BF16)
     };
-    Ok(Tensor::from_dispatch(flex_dispatch(t)))
+    Ok(Tensor::from_dispatch(dispatch_as(t, &origin)))
 }
 
 /// f32 weights and at most [`small_f32::MAX_M`] rows (decode) on a CPU with AVX-512, through
@@ -157,13 +165,16 @@ fn try_small_f32<const D: usize>(
     {
         return Err(x);
     }
-    let (Some(wf), Some(bf)) = (flex(w.clone()), bias.map_or(Some(None), |b| flex(b.clone()).map(Some))) else {
+    let Some(origin) = origin_of(&x) else { return Err(x) };
+    let (Some(wf), Some(bf)) =
+        (flex_for(w.clone(), &origin), bias.map_or(Some(None), |b| flex_for(b.clone(), &origin).map(Some)))
+    else {
         return Err(x);
     };
     let Some((layout, n, off)) = weight_layout(&wf, k) else {
         return Err(x);
     };
-    let xf = match flex_of(x.into_dispatch()) {
+    let (xf, origin) = match flex_value(x.into_dispatch()) {
         Ok(t) => t,
         Err(other) => return Err(Tensor::from_dispatch(other)),
     };
@@ -179,7 +190,7 @@ fn try_small_f32<const D: usize>(
     let mut out_dims = dims;
     out_dims[D - 1] = n;
     let t = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from(out_dims)), DType::F32);
-    Ok(Tensor::from_dispatch(flex_dispatch(t)))
+    Ok(Tensor::from_dispatch(dispatch_as(t, &origin)))
 }
 
 /// How a flex weight `[k, n]` lies (see [`WeightLayout`]), its `n` and start offset; `None` for
@@ -233,10 +244,12 @@ pub fn try_vision_attention(
         && qkv.dtype() == DType::BF16
         && cos.dims() == [n, 1, hd]
         && sin.dims() == [n, 1, hd]
-        && [cos, sin].iter().all(|t| t.dtype() == DType::F32 && flex((*t).clone()).is_some());
+        && origin_of(&qkv).is_some_and(|o| {
+            [cos, sin].iter().all(|t| t.dtype() == DType::F32 && flex_for((*t).clone(), &o).is_some())
+        });
     #[cfg(target_arch = "x86_64")]
     if applies {
-        let xf = match flex_of(qkv.into_dispatch()) {
+        let (xf, origin) = match flex_value(qkv.into_dispatch()) {
             Ok(t) => t,
             Err(other) => return Err(Tensor::from_dispatch(other)),
         };
@@ -268,7 +281,7 @@ pub fn try_vision_attention(
         let mut out = vec![bf16::ZERO; n * e];
         dpbf16::attention(&q, &k, &v, n, heads, hd, 1.0 / (hd as f32).sqrt(), &mut out);
         let t = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from([n, e])), DType::BF16);
-        return Ok(Tensor::from_dispatch(flex_dispatch(t)));
+        return Ok(Tensor::from_dispatch(dispatch_as(t, &origin)));
     }
     let _ = applies;
     Err(qkv)
@@ -289,10 +302,11 @@ pub fn try_layer_norm<const D: usize>(
     if !enabled() || x.dtype() != DType::BF16 || weight.dims() != [d] || bias.dims() != [d] || d == 0 {
         return Err(x);
     }
-    let (Some(wf), Some(bf)) = (flex(weight.clone()), flex(bias.clone())) else {
+    let Some(origin) = origin_of(&x) else { return Err(x) };
+    let (Some(wf), Some(bf)) = (flex_for(weight.clone(), &origin), flex_for(bias.clone(), &origin)) else {
         return Err(x);
     };
-    let xf = match flex_of(x.into_dispatch()) {
+    let (xf, origin) = match flex_value(x.into_dispatch()) {
         Ok(t) => t,
         Err(other) => return Err(Tensor::from_dispatch(other)),
     };
@@ -307,7 +321,7 @@ pub fn try_layer_norm<const D: usize>(
     };
     let (w, b) = (as_f32(wf), as_f32(bf));
     if w.len() != d || b.len() != d {
-        return Err(Tensor::from_dispatch(flex_dispatch(xc)));
+        return Err(Tensor::from_dispatch(dispatch_as(xc, &origin)));
     }
     let src = xc.as_slice::<bf16>().expect("contiguous bf16");
     let mut out = vec![bf16::ZERO; src.len()];
@@ -325,17 +339,36 @@ pub fn try_layer_norm<const D: usize>(
         },
     );
     let t = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from(dims)), DType::BF16);
-    Ok(Tensor::from_dispatch(flex_dispatch(t)))
+    Ok(Tensor::from_dispatch(dispatch_as(t, &origin)))
 }
 
-/// `Linear::forward`, through [`try_matmul`] when it applies (bias added in f32 before rounding).
+/// `Linear::forward`, through [`try_matmul`] when it applies (bias added in f32 before rounding),
+/// or, for a tracked input and a frozen bf16 weight (LoRA training's base layers), through our
+/// own autodiff op on the same kernels (`cpu_bf16/frozen.rs`).
+#[allow(clippy::result_large_err)]
 pub fn linear<const D: usize>(l: &Linear, x: Tensor<D>) -> Tensor<D> {
     let w = l.weight.val();
     let b = l.bias.as_ref().map(|b| b.val());
-    match try_matmul(x, &w, b.as_ref(), false) {
+    match try_matmul(x, &w, b.as_ref(), false).or_else(|x| try_frozen(x, &w, b.as_ref(), false)) {
         Ok(y) => y,
         Err(x) => l.forward(x),
     }
+}
+
+/// Under autodiff with a frozen bf16 weight: [`frozen::try_product`] on x86-64.
+#[allow(clippy::result_large_err)]
+fn try_frozen<const D: usize>(
+    x: Tensor<D>,
+    w: &Tensor<2>,
+    bias: Option<&Tensor<1>>,
+    f32_out: bool,
+) -> Result<Tensor<D>, Tensor<D>> {
+    #[cfg(target_arch = "x86_64")]
+    if enabled() {
+        return frozen::try_product(x, w, bias, f32_out);
+    }
+    let _ = (w, bias, f32_out);
+    Err(x)
 }
 
 /// `act(Linear::forward(x))`, with `act` fused into [`try_matmul_then`] as `epilogue` when that
@@ -354,9 +387,11 @@ pub fn linear_then<const D: usize>(
     }
 }
 
-/// [`crate::nn::matmul_last`], through [`try_matmul`] when it applies (see there for `f32_out`).
+/// [`crate::nn::matmul_last`], through [`try_matmul`] when it applies (see there for `f32_out`),
+/// or the frozen-weight autodiff op as in [`linear`].
+#[allow(clippy::result_large_err)]
 pub fn matmul_last<const D: usize>(x: Tensor<D>, w: Tensor<2>, f32_out: bool) -> Tensor<D> {
-    match try_matmul(x, &w, None, f32_out) {
+    match try_matmul(x, &w, None, f32_out).or_else(|x| try_frozen(x, &w, None, f32_out)) {
         Ok(y) => y,
         Err(x) => crate::nn::matmul_last(x, w),
     }
@@ -397,8 +432,63 @@ fn flex_of(d: DispatchTensor) -> Result<FlexTensor, DispatchTensor> {
     }
 }
 
+/// Where an input's flex value came from, so the result goes back in the same form.
+#[derive(Clone, Debug)]
+enum Origin {
+    Plain,
+    /// An autodiff tensor that is not tracked (the frozen vision tower and embeddings during
+    /// LoRA training): no gradient can flow through it, so the inference kernels may compute it
+    /// and the result is a fresh untracked leaf.
+    Untracked(DispatchAutodiffContext),
+}
+
+/// The flex value of `d` outside autodiff or untracked inside it; `d` back otherwise.
+#[allow(clippy::result_large_err)]
+fn flex_value(d: DispatchTensor) -> Result<(FlexTensor, Origin), DispatchTensor> {
+    use burn::backend::AutodiffBackend;
+    match d {
+        DispatchTensor { kind: DispatchTensorKind::Autodiff(inner), autodiff } => match *inner {
+            DispatchTensorKind::Flex(BackendTensor::Autodiff(a)) if !a.is_tracked() => {
+                Ok((burn_autodiff::Autodiff::<burn::backend::flex::Flex>::inner(a), Origin::Untracked(autodiff)))
+            }
+            other => Err(DispatchTensor { kind: DispatchTensorKind::Autodiff(Box::new(other)), autodiff }),
+        },
+        other => flex_of(other).map(|t| (t, Origin::Plain)),
+    }
+}
+
+/// `t` as a tensor of `origin`'s kind.
+fn dispatch_as(t: FlexTensor, origin: &Origin) -> DispatchTensor {
+    use burn::backend::AutodiffBackend;
+    match origin {
+        Origin::Plain => flex_dispatch(t),
+        Origin::Untracked(autodiff) => DispatchTensor {
+            kind: DispatchTensorKind::Autodiff(Box::new(DispatchTensorKind::Flex(BackendTensor::Autodiff(
+                burn_autodiff::Autodiff::<burn::backend::flex::Flex>::from_inner(t),
+            )))),
+            autodiff: *autodiff,
+        },
+    }
+}
+
+/// The flex value of a frozen tensor (plain, or autodiff and untracked).
 fn flex<const D: usize>(t: Tensor<D>) -> Option<FlexTensor> {
-    flex_of(t.into_dispatch()).ok()
+    flex_value(t.into_dispatch()).ok().map(|(t, _)| t)
+}
+
+/// Whether `x` can be read by our kernels, and as which kind its result goes back.
+fn origin_of<const D: usize>(x: &Tensor<D>) -> Option<Origin> {
+    flex_value(x.clone().into_dispatch()).ok().map(|(_, o)| o)
+}
+
+/// The flex value of a weight used with an input of `origin`: plain with a plain input, plain or
+/// untracked autodiff with an autodiff one (a plain input never gets an autodiff weight's
+/// result back as plain).
+fn flex_for<const D: usize>(t: Tensor<D>, origin: &Origin) -> Option<FlexTensor> {
+    match origin {
+        Origin::Plain => flex_of(t.into_dispatch()).ok(),
+        Origin::Untracked(_) => flex(t),
+    }
 }
 
 fn flex_dispatch(t: FlexTensor) -> DispatchTensor {

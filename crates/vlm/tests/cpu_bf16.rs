@@ -124,3 +124,48 @@ fn bf16_layer_norm_matches_the_f32_tensor_ops() {
     let e = rel_err(got, want, 0.05);
     assert!(e < 1e-2, "relative error {e}");
 }
+
+#[test]
+fn frozen_bf16_product_under_autodiff_matches_f32_gradients() {
+    use vldac_vlm::cpu_bf16::matmul_last;
+    let dev = Device::flex().autodiff();
+    // (rows as [b, s], k, n): a prompt's worth of rows and a decode-sized one; the head's
+    // transposed weight with f32 logits, as the model calls it.
+    for &([b, s], k, n, tied) in &[([2, 45], 96, 130, false), ([1, 3], 64, 40, false), ([1, 70], 48, 300, true)] {
+        let x = random([b, s, k], &dev).detach().require_grad();
+        let w = if tied { random([n, k], &dev).transpose() } else { random([k, n], &dev) };
+        let r = Tensor::<3>::random([b, s, n], Distribution::Uniform(-1.0, 1.0), (&dev, DType::F32));
+        let y = matmul_last(x.clone(), w.clone(), tied);
+        let loss = (y.cast(DType::F32) * r.clone()).sum();
+        let got = x.grad(&loss.backward()).expect("x gets a gradient");
+        assert_eq!(got.dtype(), DType::BF16);
+        // The reference: the same values in f32 through burn's own matmul and autodiff.
+        let xf = x.clone().detach().cast(DType::F32).detach().require_grad();
+        let yf = xf.clone().matmul(w.clone().cast(DType::F32).unsqueeze());
+        let want = xf.grad(&(yf * r).sum().backward()).expect("reference gradient");
+        // bf16 gradients: dy is rounded to bf16 before the product (the cast's backward), so
+        // each of the n terms carries 2^-9 of relative error; burn's own bf16 path measures
+        // 0.027 on the first case.
+        let e = rel_err(got, want, 0.5);
+        assert!(e < 5e-2, "[{b},{s}]x{k}x{n} tied {tied}: gradient relative error {e}");
+    }
+}
+
+#[test]
+fn untracked_autodiff_inputs_take_the_kernels_and_stay_autodiff() {
+    let adev = Device::flex().autodiff();
+    // Untracked on the autodiff device, as the frozen vision tower is during LoRA training.
+    let (x, w) = (random([40, 64], &adev), random([64, 24], &adev));
+    let want = x.clone().cast(DType::F32).matmul(w.clone().cast(DType::F32));
+    let got = try_matmul(x, &w, None, false).expect("untracked autodiff input is ours");
+    assert!(!got.is_require_grad());
+    let e = rel_err(got.clone(), want, 0.05);
+    assert!(e < 5e-3, "relative error {e}");
+    // The result is still an autodiff tensor: it mixes with a tracked one, whose gradient is
+    // the product's value.
+    let p = Tensor::<2>::ones([40, 24], (&adev, DType::F32)).require_grad();
+    let loss = (got.clone().cast(DType::F32) * p.clone()).sum();
+    let g = p.grad(&loss.backward()).expect("gradient of the tracked factor");
+    let e = rel_err(g, got.cast(DType::F32), 0.05);
+    assert!(e < 1e-6, "gradient differs from the product by {e}");
+}
