@@ -546,14 +546,40 @@ pub fn matmul_f32_out(
 
 /// The output buffer shared by tasks that write disjoint columns of it.
 #[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
+pub(crate) struct SharedOut(pub(crate) *mut f32);
 // SAFETY: every task writes its own columns only; the buffer outlives the parallel loop.
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 impl SharedOut {
-    fn ptr(self) -> *mut f32 {
+    pub(crate) fn ptr(self) -> *mut f32 {
         self.0
     }
+}
+
+/// Few rows against a weight stored `[n, k]` (each output a dot product of two rows): tasks of
+/// 64 weight rows over rayon's pool; inside a task, blocks of `jr` (or, at the end, single)
+/// weight rows by at most `rows` activation rows. `block(i0, rows, j, jr)` computes outputs
+/// `(i0.., j..j + jr)`, which no other task touches.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) fn dot_blocks(
+    m: usize,
+    n: usize,
+    rows: usize,
+    jr: usize,
+    block: impl Fn(usize, usize, usize, usize) + Sync,
+) {
+    const TASK: usize = 64;
+    (0..n.div_ceil(TASK)).into_par_iter().for_each(|t| {
+        let j1 = ((t + 1) * TASK).min(n);
+        let mut j = t * TASK;
+        while j < j1 {
+            let js = if j1 - j >= jr { jr } else { 1 };
+            for i0 in (0..m).step_by(rows) {
+                block(i0, rows.min(m - i0), j, js);
+            }
+            j += js;
+        }
+    });
 }
 
 /// Many rows: widen a `KB x NB` panel of W into a per-thread buffer and let gemm (one thread per
@@ -640,17 +666,32 @@ fn widen_into(dst: &mut [f32], src: &[bf16]) {
 /// front to back (the prefetcher's best case; column tiles would jump a row per step), keeping
 /// `m x n` f32 partial sums; the threads' partials are then added in a fixed order.
 fn stream_in_out(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Option<&[bf16]>, out: &mut [f32]) {
-    let tasks = rayon::current_num_threads().clamp(1, k.div_ceil(64));
-    let rows = k.div_ceil(tasks);
+    for row in out.chunks_mut(n) {
+        row.iter_mut().enumerate().for_each(|(j, v)| *v = bias.map_or(0.0, |b| widen(b[j])));
+    }
+    split_k(k, 64, m, n, out, |r, part| kernels::in_out_rows(x, m, k, r.start, r.end, w, n, part));
+}
+
+/// Few-row products over a weight stored `[k, n]`: splits the `units` of the summed dimension
+/// (rows, or pairs of rows) into one contiguous range per thread (at least `min_block` units
+/// each), so every thread reads its share of the weight front to back; `f(range, partial)` adds
+/// that range's `m x n` products into its own zeroed partial sums, which are then added to `out`
+/// in a fixed order.
+pub(crate) fn split_k(
+    units: usize,
+    min_block: usize,
+    m: usize,
+    n: usize,
+    out: &mut [f32],
+    f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
+) {
+    let tasks = rayon::current_num_threads().clamp(1, units.div_ceil(min_block).max(1));
+    let per = units.div_ceil(tasks);
     let mut parts = vec![0f32; tasks * m * n];
     parts.par_chunks_mut(m * n).enumerate().for_each(|(t, part)| {
-        let k0 = (t * rows).min(k);
-        kernels::in_out_rows(x, m, k, k0, (k0 + rows).min(k), w, n, part);
+        f((t * per).min(units)..((t + 1) * per).min(units), part);
     });
     out.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
-        for (j, v) in row.iter_mut().enumerate() {
-            *v = bias.map_or(0.0, |b| widen(b[j]));
-        }
         for part in parts.chunks(m * n) {
             row.iter_mut().zip(&part[i * n..][..n]).for_each(|(v, p)| *v += p);
         }
@@ -871,28 +912,31 @@ mod kernels {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn reference(
-        x: &[f32],
+    /// `x @ W (+ bias)` in f64, element getters so every kernel's test can use it (`x[i * k + kk]`,
+    /// `W` at `kk * n + j` (InOut) or `j * k + kk` (OutIn)).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn reference(
         m: usize,
         k: usize,
-        w: &[bf16],
         n: usize,
         layout: WeightLayout,
-        bias: Option<&[bf16]>,
+        x: impl Fn(usize) -> f64,
+        w: impl Fn(usize) -> f64,
+        bias: Option<&dyn Fn(usize) -> f64>,
     ) -> Vec<f64> {
         let mut out = vec![0f64; m * n];
         for i in 0..m {
             for j in 0..n {
-                let mut s = bias.map_or(0.0, |b| b[j].to_f64());
+                let mut s = bias.map_or(0.0, |b| b(j));
                 for kk in 0..k {
-                    let wv = match layout {
-                        WeightLayout::InOut => w[kk * n + j],
-                        WeightLayout::OutIn => w[j * k + kk],
+                    let at = match layout {
+                        WeightLayout::InOut => kk * n + j,
+                        WeightLayout::OutIn => j * k + kk,
                     };
-                    s += f64::from(x[i * k + kk]) * wv.to_f64();
+                    s += x(i * k + kk) * w(at);
                 }
                 out[i * n + j] = s;
             }
@@ -918,7 +962,16 @@ mod tests {
                     let bias = with_bias.then_some(&b[..]);
                     let mut out = vec![f32::NAN; m * n];
                     matmul_f32_out(&x, m, k, &w, n, layout, bias, &mut out);
-                    let want = reference(&x, m, k, &w, n, layout, bias);
+                    let bias_f = |j: usize| b[j].to_f64();
+                    let want = reference(
+                        m,
+                        k,
+                        n,
+                        layout,
+                        |i| f64::from(x[i]),
+                        |i| w[i].to_f64(),
+                        with_bias.then_some(&bias_f as &dyn Fn(usize) -> f64),
+                    );
                     for (got, want) in out.iter().zip(&want) {
                         let tol = 1e-5 * (k as f64).sqrt() + 1e-6 * want.abs();
                         assert!((f64::from(*got) - want).abs() <= tol, "{m}x{k}x{n} {layout:?}: {got} vs {want}");

@@ -12,7 +12,7 @@
 //! `k` must be even (every Qwen2-VL width is); the caller takes the widening path otherwise.
 //! Denormal inputs and outputs are flushed to zero by the instruction, as in torch.
 
-use super::WeightLayout;
+use super::{SharedOut as Shared, WeightLayout};
 use burn::tensor::bf16;
 use rayon::prelude::*;
 use std::arch::x86_64::*;
@@ -84,18 +84,13 @@ pub fn matmul(
     }
 }
 
-/// Few rows, W stored `[k, n]` (decode): each thread reads a contiguous block of W's rows front
-/// to back, `SP` row pairs at a time (in L2), interleaving each pair of rows in registers
-/// instead of packing, and keeps `m x n` f32 partial sums; the partials are added in order.
+/// Few rows, W stored `[k, n]` (decode): each thread reads a contiguous block of W's row pairs
+/// front to back ([`super::split_k`]), `SP` pairs at a time (in L2), interleaving each pair of
+/// rows in registers instead of packing.
 fn stream_in_out(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, out: &mut [f32]) {
-    let kp = k / 2;
-    let tasks = rayon::current_num_threads().clamp(1, kp.div_ceil(SP));
-    let per = kp.div_ceil(tasks);
-    let mut parts = vec![0f32; tasks * m * n];
-    parts.par_chunks_mut(m * n).enumerate().for_each(|(t, part)| {
-        let (p0, p1) = ((t * per).min(kp), ((t + 1) * per).min(kp));
-        for pb in (p0..p1).step_by(SP) {
-            let pe = (pb + SP).min(p1);
+    super::split_k(k / 2, SP, m, n, out, |r, part| {
+        for pb in r.clone().step_by(SP) {
+            let pe = (pb + SP).min(r.end);
             for j in (0..n).step_by(32) {
                 for r0 in (0..m).step_by(8) {
                     // SAFETY: `available()` was asserted by `matmul`; rows 2 pb .. 2 pe <= k of
@@ -108,11 +103,6 @@ fn stream_in_out(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, out: &mut
                     }
                 }
             }
-        }
-    });
-    out.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
-        for part in parts.chunks(m * n) {
-            row.iter_mut().zip(&part[i * n..][..n]).for_each(|(v, p)| *v += p);
         }
     });
 }
@@ -231,18 +221,6 @@ fn transposed(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared)
             }
         }
     });
-}
-
-/// The output shared by tasks that write disjoint columns of it.
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: every task writes its own columns only; the buffer outlives the parallel loop.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
-impl Shared {
-    fn ptr(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// Column panels spread over rayon's pool; each task packs `KP` pairs of its columns at a time
@@ -427,24 +405,12 @@ fn as_bh(v: __m512i) -> __m512bh {
 /// Few rows, W stored `[n, k]`: every output is a dot product of an activation row with a
 /// contiguous weight row, so the tied LM head is read once, in order, with no packing.
 fn dots_out_in(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared) {
-    const ROWS: usize = 64;
-    (0..n.div_ceil(ROWS)).into_par_iter().for_each(|t| {
-        let j1 = ((t + 1) * ROWS).min(n);
-        let mut j = t * ROWS;
-        while j < j1 {
-            let jr = if j1 - j >= DOT_J { DOT_J } else { 1 };
-            for i0 in (0..m).step_by(DOT_R) {
-                // SAFETY: `available()` was asserted by `matmul`; rows j..j + jr < n of W and
-                // i0..i0 + DOT_R.min(m - i0) <= m of x, each k long; outputs (i, j..j + jr) are
-                // this task's columns.
-                unsafe {
-                    let xs = x.as_ptr().add(i0 * k);
-                    let ws = w.as_ptr().add(j * k);
-                    let c = dst.ptr().add(i0 * n + j);
-                    dots(DOT_R.min(m - i0), jr, k, xs, ws, c, n);
-                }
-            }
-            j += jr;
+    super::dot_blocks(m, n, DOT_R, DOT_J, |i0, rows, j, jr| {
+        // SAFETY: `available()` was asserted by `matmul`; rows j..j + jr < n of W and i0..i0 +
+        // rows <= m of x, each k long; outputs (i, j..j + jr) are this task's columns.
+        unsafe {
+            let c = dst.ptr().add(i0 * n + j);
+            dots(rows, jr, k, x.as_ptr().add(i0 * k), w.as_ptr().add(j * k), c, n);
         }
     });
 }
@@ -677,32 +643,6 @@ fn exp_ps(x: __m512) -> __m512 {
 mod tests {
     use super::*;
 
-    fn reference(
-        x: &[bf16],
-        m: usize,
-        k: usize,
-        w: &[bf16],
-        n: usize,
-        layout: WeightLayout,
-        bias: Option<&[bf16]>,
-    ) -> Vec<f64> {
-        let mut out = vec![0f64; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                let mut s = bias.map_or(0.0, |b| b[j].to_f64());
-                for kk in 0..k {
-                    let wv = match layout {
-                        WeightLayout::InOut => w[kk * n + j],
-                        WeightLayout::OutIn => w[j * k + kk],
-                    };
-                    s += x[i * k + kk].to_f64() * wv.to_f64();
-                }
-                out[i * n + j] = s;
-            }
-        }
-        out
-    }
-
     #[test]
     fn exp_matches_f64() {
         if !available() {
@@ -819,7 +759,16 @@ mod tests {
                     let bias = with_bias.then_some(&b[..]);
                     let mut out = vec![f32::NAN; m * n];
                     matmul(&x, m, k, &w, n, layout, bias, &mut out);
-                    let want = reference(&x, m, k, &w, n, layout, bias);
+                    let bias_f = |j: usize| b[j].to_f64();
+                    let want = super::super::tests::reference(
+                        m,
+                        k,
+                        n,
+                        layout,
+                        |i| x[i].to_f64(),
+                        |i| w[i].to_f64(),
+                        with_bias.then_some(&bias_f as &dyn Fn(usize) -> f64),
+                    );
                     for (idx, (got, want)) in out.iter().zip(&want).enumerate() {
                         let tol = 1e-5 * (k as f64).sqrt() + 1e-6 * want.abs();
                         assert!(

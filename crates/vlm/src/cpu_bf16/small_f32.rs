@@ -6,8 +6,7 @@
 //! products: an `[in, out]` weight is read front to back by blocks of rows, one block ahead in
 //! the prefetcher; an `[out, in]` one (the tied head) is dotted row against row.
 
-use super::WeightLayout;
-use rayon::prelude::*;
+use super::{SharedOut, WeightLayout};
 use std::arch::x86_64::*;
 
 /// Most activation rows this path takes (more go to gemm).
@@ -61,27 +60,11 @@ pub fn matmul(
     }
 }
 
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: tasks write disjoint outputs; the buffer outlives the parallel loop.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
-impl Shared {
-    fn ptr(self) -> *mut f32 {
-        self.0
-    }
-}
-
-/// `[k, n]` weight: threads take contiguous blocks of its rows and keep `m x n` partial sums,
-/// added in a fixed order at the end.
+/// `[k, n]` weight: each thread reads a contiguous block of its rows ([`super::split_k`]).
 fn stream(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mut [f32]) {
-    let tasks = rayon::current_num_threads().clamp(1, k.div_ceil(SR));
-    let per = k.div_ceil(tasks);
-    let mut parts = vec![0f32; tasks * m * n];
-    parts.par_chunks_mut(m * n).enumerate().for_each(|(t, part)| {
-        let (k0, k1) = ((t * per).min(k), ((t + 1) * per).min(k));
-        for kb in (k0..k1).step_by(SR) {
-            let ke = (kb + SR).min(k1);
+    super::split_k(k, SR, m, n, out, |r, part| {
+        for kb in r.clone().step_by(SR) {
+            let ke = (kb + SR).min(r.end);
             for j in (0..n).step_by(32) {
                 for r0 in (0..m).step_by(8) {
                     // SAFETY: AVX-512F asserted by `matmul`; W rows kb..ke < k, columns masked
@@ -93,11 +76,6 @@ fn stream(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mut [f32]) {
                     }
                 }
             }
-        }
-    });
-    out.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
-        for part in parts.chunks(m * n) {
-            row.iter_mut().zip(&part[i * n..][..n]).for_each(|(v, p)| *v += p);
         }
     });
 }
@@ -177,22 +155,13 @@ unsafe fn stream_micro<const R: usize>(
 
 /// `[n, k]` weight: each output is a dot product of an activation row with a weight row.
 fn dots(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mut [f32]) {
-    const ROWS: usize = 64;
-    let dst = Shared(out.as_mut_ptr());
-    (0..n.div_ceil(ROWS)).into_par_iter().for_each(|t| {
-        let j1 = ((t + 1) * ROWS).min(n);
-        let mut j = t * ROWS;
-        while j < j1 {
-            let jr = if j1 - j >= DJ { DJ } else { 1 };
-            for i0 in (0..m).step_by(DR) {
-                // SAFETY: AVX-512F asserted by `matmul`; W rows j..j + jr < n, x rows
-                // i0..i0 + DR.min(m - i0) <= m (k each); outputs (i, j..j + jr) are this task's.
-                unsafe {
-                    let c = dst.ptr().add(i0 * n + j);
-                    dot_rows(DR.min(m - i0), jr, k, x.as_ptr().add(i0 * k), w.as_ptr().add(j * k), c, n);
-                }
-            }
-            j += jr;
+    let dst = SharedOut(out.as_mut_ptr());
+    super::dot_blocks(m, n, DR, DJ, |i0, rows, j, jr| {
+        // SAFETY: AVX-512F asserted by `matmul`; W rows j..j + jr < n, x rows i0..i0 + rows <= m
+        // (k each); outputs (i, j..j + jr) are this task's.
+        unsafe {
+            let c = dst.ptr().add(i0 * n + j);
+            dot_rows(rows, jr, k, x.as_ptr().add(i0 * k), w.as_ptr().add(j * k), c, n);
         }
     });
 }
@@ -269,20 +238,19 @@ mod tests {
                     let bias = with_bias.then_some(&b[..]);
                     let mut out = vec![f32::NAN; m * n];
                     matmul(&x, m, k, &w, n, layout, bias, &mut out);
-                    for i in 0..m {
-                        for j in 0..n {
-                            let mut want = bias.map_or(0.0, |b| f64::from(b[j]));
-                            for kk in 0..k {
-                                let wv = match layout {
-                                    WeightLayout::InOut => w[kk * n + j],
-                                    WeightLayout::OutIn => w[j * k + kk],
-                                };
-                                want += f64::from(x[i * k + kk]) * f64::from(wv);
-                            }
-                            let got = f64::from(out[i * n + j]);
-                            let tol = 1e-5 * (k as f64).sqrt() + 1e-6 * want.abs();
-                            assert!((got - want).abs() <= tol, "{m}x{k}x{n} {layout:?}: {got} vs {want}");
-                        }
+                    let bias_f = |j: usize| f64::from(b[j]);
+                    let want = super::super::tests::reference(
+                        m,
+                        k,
+                        n,
+                        layout,
+                        |i| f64::from(x[i]),
+                        |i| f64::from(w[i]),
+                        with_bias.then_some(&bias_f as &dyn Fn(usize) -> f64),
+                    );
+                    for (got, want) in out.iter().zip(&want) {
+                        let tol = 1e-5 * (k as f64).sqrt() + 1e-6 * want.abs();
+                        assert!((f64::from(*got) - want).abs() <= tol, "{m}x{k}x{n} {layout:?}: {got} vs {want}");
                     }
                 }
             }
