@@ -60,6 +60,9 @@ fn bf16_products(c: &mut Criterion) {
         ("vision_fc1_1024x1280x5120", 1024, 1280, 5120, WeightLayout::InOut),
         ("decode_b8_up_8x1536x8960", 8, 1536, 8960, WeightLayout::InOut),
         ("decode_b1_head_1x1536x151936", 1, 1536, 151936, WeightLayout::OutIn),
+        ("prefill_up_334x1536x8960", 334, 1536, 8960, WeightLayout::InOut),
+        ("prefill_down_334x8960x1536", 334, 8960, 1536, WeightLayout::InOut),
+        ("prefill_head_334x1536x151936", 334, 1536, 151936, WeightLayout::OutIn),
     ] {
         let x: Vec<bf16> = (0..m * k).map(|i| bf16::from_f32(((i * 7919) % 1000) as f32 / 1000.0 - 0.5)).collect();
         let w: Vec<bf16> = (0..k * n).map(|i| bf16::from_f32(((i * 104729) % 1000) as f32 / 1000.0 - 0.5)).collect();

@@ -6,6 +6,8 @@
 //! `decode_bN` (greedy tokens/s at batch N: the 31 decode steps after the prefill, each with its
 //! argmax read back),
 //! `lora_step` (LoRA r8 on q/k/v/o/gate/up/down: forward + backward of the prompt's last logits).
+//! The model carries the adapters for `lora_step`; the other rows run without them (`adapters:
+//! false`), as HF's rows run the model without PEFT.
 //! Every timing ends with a read-back to the host, so queued GPU work is included.
 
 use std::time::Instant;
@@ -205,7 +207,7 @@ pub fn run(
     if wants("prefill") {
         let batch = Batch::left_padded(std::slice::from_ref(&prompt), 0)?;
         let s = time(opts.reps, || {
-            let out = infer.forward(&batch, None, true)?;
+            let out = infer.forward(&batch, None, false)?;
             sync(out.logits);
             Ok(())
         })?;
@@ -218,13 +220,13 @@ pub fn run(
                 // Prefill (not timed), then `new_tokens - 1` greedy decode steps, each with its
                 // argmax read back to the host as generation does.
                 let mut cache = KvCache::default();
-                let fwd = infer.forward(&batch, Some(&mut cache), true)?;
+                let fwd = infer.forward(&batch, Some(&mut cache), false)?;
                 let n = batch.seq_len();
                 let mut pos: Vec<i64> = fwd.positions.iter().map(|p| n as i64 + p.rope_delta).collect();
                 let mut tokens = argmax_rows(fwd.logits.narrow(1, n - 1, 1).reshape([b, config.text.vocab_size]));
                 let t = Instant::now();
                 for _ in 1..opts.new_tokens {
-                    let (logits, _) = infer.decode_step(&tokens, &pos, &mut cache, true)?;
+                    let (logits, _) = infer.decode_step(&tokens, &pos, &mut cache, false)?;
                     tokens = argmax_rows(logits);
                     pos.iter_mut().for_each(|p| *p += 1);
                 }

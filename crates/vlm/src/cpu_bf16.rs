@@ -81,68 +81,146 @@ pub fn try_matmul_then<const D: usize>(
     if x.dtype() == DType::F32 {
         return try_small_f32(x, w, bias, epilogue);
     }
-    if !enabled()
-        || x.dtype() != DType::BF16
-        || w.dtype() != DType::BF16
-        || bias.is_some_and(|b| b.dtype() != DType::BF16)
-    {
-        return Err(x);
-    }
-    let Some(origin) = origin_of(&x) else { return Err(x) };
-    let (Some(wf), Some(bf)) =
-        (flex_for(w.clone(), &origin), bias.map_or(Some(None), |b| flex_for(b.clone(), &origin).map(Some)))
-    else {
-        return Err(x);
-    };
-    let (xf, origin) = match flex_value(x.into_dispatch()) {
-        Ok(t) => t,
-        Err(other) => return Err(Tensor::from_dispatch(other)),
-    };
-    let dims = xf.layout().shape().to_vec();
-    let k = dims[D - 1];
-    let m: usize = dims[..D - 1].iter().product();
-    let Some((layout, n, off)) = weight_layout(&wf, k) else {
-        return Err(Tensor::from_dispatch(dispatch_as(xf, &origin)));
-    };
-    let w_data = &wf.storage::<bf16>()[off..off + k * n];
-    let xc = if xf.is_contiguous() { xf } else { xf.to_contiguous() };
-    let x_data = xc.as_slice::<bf16>().expect("contiguous bf16");
-    let bias_c = bf.map(|b| b.to_contiguous());
-    let b_data = bias_c.as_ref().map(|b| b.as_slice::<bf16>().expect("contiguous bf16"));
-
+    let op = Operands::new(x, &[w], bias)?;
     // The f32 sums go to a per-thread buffer kept between calls: a fresh one of this size is
     // mapped and zeroed by the kernel on every call (7% of the vision tower's time). Every path
-    // below writes all of it, so stale values are never read.
+    // writes all of it, so stale values are never read.
     let mut out = if f32_out { Vec::new() } else { SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut())) };
-    out.truncate(m * n);
-    out.resize(m * n, 0.0);
-    if use_dp(m, k, layout) {
-        #[cfg(target_arch = "x86_64")]
-        dpbf16::matmul(x_data, m, k, w_data, n, layout, b_data, &mut out);
-    } else {
-        let mut xw = vec![0f32; m * k];
-        xw.par_chunks_mut(4096).zip(x_data.par_chunks(4096)).for_each(|(d, s)| widen_into(d, s));
-        matmul_f32_out(&xw, m, k, w_data, n, layout, b_data, &mut out);
-    }
+    op.sums(0, &mut out);
     if epilogue == Epilogue::QuickGelu {
         out.par_chunks_mut(4096).for_each(quick_gelu_in_place);
     }
-    let mut out_dims = dims;
-    out_dims[D - 1] = n;
-    let shape = Shape::from(out_dims);
     let t = if f32_out {
         out.par_chunks_mut(4096)
             .for_each(|c| c.iter_mut().for_each(|v| *v = f32::from_bits(u32::from(round_bits(*v)) << 16)));
-        FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(shape), DType::F32)
+        FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(op.out_shape(0)), DType::F32)
     } else {
-        let mut o = vec![bf16::ZERO; m * n];
+        let mut o = vec![bf16::ZERO; out.len()];
         o.par_chunks_mut(4096).zip(out.par_chunks(4096)).for_each(|(d, s)| {
             d.iter_mut().zip(s).for_each(|(d, &s)| *d = bf16::from_bits(round_bits(s)));
         });
         SCRATCH.with(|s| *s.borrow_mut() = out);
-        FlexTensor::new(Bytes::from_elems(o), Layout::contiguous(shape), DType::BF16)
+        FlexTensor::new(Bytes::from_elems(o), Layout::contiguous(op.out_shape(0)), DType::BF16)
     };
-    Ok(Tensor::from_dispatch(dispatch_as(t, &origin)))
+    Ok(Tensor::from_dispatch(dispatch_as(t, &op.origin)))
+}
+
+/// `silu(x @ gate) * (x @ up)`, the text MLP's gated activation, on flex with bf16 weights
+/// `[k, n]` (no bias) and a bf16 `x` outside autodiff (or untracked). Rounds where transformers'
+/// bf16 ops round (each product, the SiLU, the product of the two) but in one pass over the
+/// sums instead of three tensor ops. Gives `x` back when this path does not apply.
+#[allow(clippy::result_large_err)]
+pub fn try_swiglu<const D: usize>(x: Tensor<D>, gate: &Tensor<2>, up: &Tensor<2>) -> Result<Tensor<D>, Tensor<D>> {
+    if x.dtype() != DType::BF16 {
+        return Err(x);
+    }
+    let op = Operands::new(x, &[gate, up], None)?;
+    if op.weights[0].2 != op.weights[1].2 {
+        return Err(op.give_back());
+    }
+    let mut g = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let mut u = Vec::new();
+    op.sums(0, &mut g);
+    op.sums(1, &mut u);
+    let mut o = vec![bf16::ZERO; g.len()];
+    o.par_chunks_mut(4096).zip(g.par_chunks_mut(4096)).zip(u.par_chunks(4096)).for_each(|((o, g), u)| {
+        g.iter_mut().for_each(|v| *v = widen(bf16::from_bits(round_bits(*v))));
+        silu_in_place(g);
+        for ((o, &g), &u) in o.iter_mut().zip(g.iter()).zip(u) {
+            let s = widen(bf16::from_bits(round_bits(g)));
+            *o = bf16::from_bits(round_bits(s * widen(bf16::from_bits(round_bits(u)))));
+        }
+    });
+    SCRATCH.with(|s| *s.borrow_mut() = g);
+    let t = FlexTensor::new(Bytes::from_elems(o), Layout::contiguous(op.out_shape(0)), DType::BF16);
+    Ok(Tensor::from_dispatch(dispatch_as(t, &op.origin)))
+}
+
+/// The flex operands of bf16 products `x @ W_i (+ bias)` that the kernels here can read: `x`
+/// contiguous, each weight's layout, width and offset, and how the result goes back.
+struct Operands {
+    x: FlexTensor,
+    origin: Origin,
+    dims: Vec<usize>,
+    m: usize,
+    k: usize,
+    /// (storage, layout, n, start offset)
+    weights: Vec<(FlexTensor, WeightLayout, usize, usize)>,
+    bias: Option<FlexTensor>,
+}
+
+impl Operands {
+    /// `x` back (unchanged) when any operand is not bf16 on flex outside autodiff (or untracked),
+    /// or a weight's shape or strides do not fit.
+    #[allow(clippy::result_large_err)]
+    fn new<const D: usize>(x: Tensor<D>, ws: &[&Tensor<2>], bias: Option<&Tensor<1>>) -> Result<Self, Tensor<D>> {
+        if !enabled()
+            || x.dtype() != DType::BF16
+            || ws.iter().any(|w| w.dtype() != DType::BF16)
+            || bias.is_some_and(|b| b.dtype() != DType::BF16)
+        {
+            return Err(x);
+        }
+        let Some(origin) = origin_of(&x) else { return Err(x) };
+        let k = x.dims()[D - 1];
+        let mut weights = Vec::with_capacity(ws.len());
+        for w in ws {
+            let Some(wf) = flex_for((*w).clone(), &origin) else { return Err(x) };
+            let Some((layout, n, off)) = weight_layout(&wf, k) else { return Err(x) };
+            weights.push((wf, layout, n, off));
+        }
+        let bias = match bias.map(|b| flex_for(b.clone(), &origin)) {
+            Some(None) => return Err(x),
+            Some(Some(b)) => Some(b.to_contiguous()),
+            None => None,
+        };
+        let (xf, origin) = match flex_value(x.into_dispatch()) {
+            Ok(t) => t,
+            Err(other) => return Err(Tensor::from_dispatch(other)),
+        };
+        let dims = xf.layout().shape().to_vec();
+        let m = dims[..D - 1].iter().product();
+        let x = if xf.is_contiguous() { xf } else { xf.to_contiguous() };
+        Ok(Operands { x, origin, dims, m, k, weights, bias })
+    }
+
+    /// The input as it came (for a caller that takes another path after all).
+    fn give_back<const D: usize>(self) -> Tensor<D> {
+        Tensor::from_dispatch(dispatch_as(self.x, &self.origin))
+    }
+
+    /// Shape of `x @ W_i`.
+    fn out_shape(&self, i: usize) -> Shape {
+        let mut d = self.dims.clone();
+        *d.last_mut().expect("x has a last axis") = self.weights[i].2;
+        Shape::from(d)
+    }
+
+    /// `out = x @ W_i (+ bias)`, f32 sums (resized to `m * n`).
+    fn sums(&self, i: usize, out: &mut Vec<f32>) {
+        let (m, k) = (self.m, self.k);
+        let (wf, layout, n, off) = &self.weights[i];
+        let (layout, n) = (*layout, *n);
+        let w_data = &wf.storage::<bf16>()[*off..*off + k * n];
+        let x_data = self.x.as_slice::<bf16>().expect("contiguous bf16");
+        let b_data = self.bias.as_ref().map(|b| b.as_slice::<bf16>().expect("contiguous bf16"));
+        if out.capacity() < m * n {
+            // Zeroed pages from the allocator, not a pass that writes them (the tied head's f32
+            // logits over a prompt are 200 MB).
+            *out = vec![0.0; m * n];
+        } else {
+            out.truncate(m * n);
+            out.resize(m * n, 0.0);
+        }
+        if use_dp(m, k, layout) {
+            #[cfg(target_arch = "x86_64")]
+            dpbf16::matmul(x_data, m, k, w_data, n, layout, b_data, out);
+        } else {
+            let mut xw = vec![0f32; m * k];
+            xw.par_chunks_mut(4096).zip(x_data.par_chunks(4096)).for_each(|(d, s)| widen_into(d, s));
+            matmul_f32_out(&xw, m, k, w_data, n, layout, b_data, out);
+        }
+    }
 }
 
 /// f32 weights and at most [`small_f32::MAX_M`] rows (decode) on a CPU with AVX-512, through
@@ -212,12 +290,21 @@ thread_local! {
 
 /// `v * sigmoid(1.702 v)` in place (AVX-512 where the CPU has it).
 fn quick_gelu_in_place(v: &mut [f32]) {
+    sigmoid_mul_in_place(v, 1.702);
+}
+
+/// `v * sigmoid(v)` in place.
+fn silu_in_place(v: &mut [f32]) {
+    sigmoid_mul_in_place(v, 1.0);
+}
+
+fn sigmoid_mul_in_place(v: &mut [f32], a: f32) {
     #[cfg(target_arch = "x86_64")]
     if dpbf16::available() {
-        dpbf16::quick_gelu(v);
+        dpbf16::sigmoid_mul(v, a);
         return;
     }
-    v.iter_mut().for_each(|v| *v /= 1.0 + (-1.702 * *v).exp());
+    v.iter_mut().for_each(|v| *v /= 1.0 + (-a * *v).exp());
 }
 
 /// The vision tower's attention from its qkv projection, on flex, bf16, outside autodiff: splits
@@ -287,6 +374,69 @@ pub fn try_vision_attention(
     Err(qkv)
 }
 
+/// Whether [`text_attention`] takes these tensors: bf16 on flex outside autodiff (or untracked),
+/// on a CPU with AVX512-BF16, head size even.
+pub fn text_attention_applies(q: &Tensor<3>, k: &Tensor<3>, v: &Tensor<3>, head_dim: usize) -> bool {
+    enabled()
+        && head_dim.is_multiple_of(2)
+        && use_dp(2, head_dim, WeightLayout::OutIn)
+        && [q, k, v].iter().all(|t| t.dtype() == DType::BF16)
+        && origin_of(q).is_some_and(|o| flex_for(k.clone(), &o).is_some() && flex_for(v.clone(), &o).is_some())
+}
+
+/// The text model's attention after rotary, on [`dpbf16::attention_gqa`] (when
+/// [`text_attention_applies`]): one pass per head and block of queries instead of burn's
+/// attention over a repeated mask. `q` is `[b, s, heads * hd]`, `k` and `v` `[b, t, kv_heads * hd]`
+/// (token-major, as the projections make them), `mask` `[b, 1, s, t]` with true = blocked.
+/// Returns `[b, s, heads * hd]`.
+///
+/// # Panics
+/// When [`text_attention_applies`] is false or the shapes disagree.
+pub fn text_attention(
+    q: Tensor<3>,
+    k: Tensor<3>,
+    v: Tensor<3>,
+    mask: Tensor<4, burn::tensor::Bool>,
+    heads: usize,
+    kv_heads: usize,
+) -> Tensor<3> {
+    let [b, s, e] = q.dims();
+    let [_, t, ekv] = k.dims();
+    let hd = e / heads;
+    assert_eq!(mask.dims(), [b, 1, s, t], "text_attention: mask shape");
+    let origin = origin_of(&q).expect("text_attention_applies");
+    let slice = |t: Tensor<3>| {
+        let f = flex_for(t, &origin).expect("text_attention_applies");
+        if f.is_contiguous() { f } else { f.to_contiguous() }
+    };
+    let (qf, kf, vf) = (slice(q), slice(k), slice(v));
+    let (qd, kd, vd) = (
+        qf.as_slice::<bf16>().expect("bf16"),
+        kf.as_slice::<bf16>().expect("bf16"),
+        vf.as_slice::<bf16>().expect("bf16"),
+    );
+    let blocked = mask.into_data().try_into_vec::<bool>().expect("a bool mask");
+    // The kernel pairs keys: an odd count gets one zero key that nobody may see.
+    let tp = t.next_multiple_of(2);
+    let shape = dpbf16::AttentionShape { queries: s, keys: tp, heads, kv_heads, head_dim: hd };
+    let mut out = vec![bf16::ZERO; b * s * e];
+    let (mut kp, mut vp) = (vec![bf16::ZERO; tp * ekv], vec![bf16::ZERO; tp * ekv]);
+    let mut allowed = vec![false; s * tp];
+    for r in 0..b {
+        kp[..t * ekv].copy_from_slice(&kd[r * t * ekv..][..t * ekv]);
+        vp[..t * ekv].copy_from_slice(&vd[r * t * ekv..][..t * ekv]);
+        for i in 0..s {
+            let src = &blocked[(r * s + i) * t..][..t];
+            allowed[i * tp..][..t].iter_mut().zip(src).for_each(|(a, &m)| *a = !m);
+        }
+        let scale = 1.0 / (hd as f32).sqrt();
+        let (qr, or) = (&qd[r * s * e..][..s * e], &mut out[r * s * e..][..s * e]);
+        dpbf16::attention_gqa(qr, &kp, &vp, shape, scale, Some(&allowed), or);
+    }
+    let t = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from([b, s, e])), DType::BF16);
+    Tensor::from_dispatch(dispatch_as(t, &origin))
+}
+
 /// [`crate::nn::LayerNorm`] over the last dimension of a bf16 flex tensor outside autodiff, in
 /// f32 and rounded once (as the tensor-op version and torch's CPU kernel do): one pass per row.
 /// Gives `x` back when this path does not apply.
@@ -297,13 +447,50 @@ pub fn try_layer_norm<const D: usize>(
     bias: &Tensor<1>,
     eps: f64,
 ) -> Result<Tensor<D>, Tensor<D>> {
+    try_row_norm(x, &[weight, bias], |row, o, p| {
+        let d = row.len() as f32;
+        let mean = row.iter().sum::<f32>() / d;
+        row.iter_mut().for_each(|v| *v -= mean);
+        let var = row.iter().map(|v| v * v).sum::<f32>() / d;
+        let inv = 1.0 / (var + eps as f32).sqrt();
+        for (((o, &v), &w), &b) in o.iter_mut().zip(row.iter()).zip(&p[0]).zip(&p[1]) {
+            *o = bf16::from_f32(v * inv * w + b);
+        }
+    })
+}
+
+/// [`crate::nn::RmsNorm`] (Qwen2's: normalised in f32, rounded to bf16, then times the bf16
+/// weight and rounded again, as transformers does) over the last dimension of a bf16 flex tensor
+/// outside autodiff: one pass per row. Gives `x` back when this path does not apply.
+#[allow(clippy::result_large_err)]
+pub fn try_rms_norm<const D: usize>(x: Tensor<D>, weight: &Tensor<1>, eps: f64) -> Result<Tensor<D>, Tensor<D>> {
+    if weight.dtype() != DType::BF16 {
+        return Err(x);
+    }
+    try_row_norm(x, &[weight], |row, o, p| {
+        let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+        let inv = 1.0 / (ms + eps as f32).sqrt();
+        for ((o, &v), &w) in o.iter_mut().zip(row.iter()).zip(&p[0]) {
+            *o = bf16::from_bits(round_bits(widen(bf16::from_bits(round_bits(v * inv))) * w));
+        }
+    })
+}
+
+/// Runs `norm(row in f32, output row, params in f32)` over the rows of a bf16 flex tensor outside
+/// autodiff (or untracked), each parameter `[d]` (bf16 or f32); `x` back when it does not apply.
+#[allow(clippy::result_large_err)]
+fn try_row_norm<const D: usize>(
+    x: Tensor<D>,
+    params: &[&Tensor<1>],
+    norm: impl Fn(&mut [f32], &mut [bf16], &[Vec<f32>]) + Sync,
+) -> Result<Tensor<D>, Tensor<D>> {
     let dims = x.dims();
     let d = dims[D - 1];
-    if !enabled() || x.dtype() != DType::BF16 || weight.dims() != [d] || bias.dims() != [d] || d == 0 {
+    if !enabled() || x.dtype() != DType::BF16 || params.iter().any(|p| p.dims() != [d]) || d == 0 {
         return Err(x);
     }
     let Some(origin) = origin_of(&x) else { return Err(x) };
-    let (Some(wf), Some(bf)) = (flex_for(weight.clone(), &origin), flex_for(bias.clone(), &origin)) else {
+    let Some(pf) = params.iter().map(|p| flex_for((*p).clone(), &origin)).collect::<Option<Vec<_>>>() else {
         return Err(x);
     };
     let (xf, origin) = match flex_value(x.into_dispatch()) {
@@ -319,8 +506,8 @@ pub fn try_layer_norm<const D: usize>(
             _ => Vec::new(),
         }
     };
-    let (w, b) = (as_f32(wf), as_f32(bf));
-    if w.len() != d || b.len() != d {
+    let p: Vec<Vec<f32>> = pf.into_iter().map(as_f32).collect();
+    if p.iter().any(|p| p.len() != d) {
         return Err(Tensor::from_dispatch(dispatch_as(xc, &origin)));
     }
     let src = xc.as_slice::<bf16>().expect("contiguous bf16");
@@ -329,13 +516,7 @@ pub fn try_layer_norm<const D: usize>(
         || vec![0f32; d],
         |row, (o, x)| {
             x.iter().zip(row.iter_mut()).for_each(|(x, r)| *r = x.to_f32());
-            let mean = row.iter().sum::<f32>() / d as f32;
-            row.iter_mut().for_each(|v| *v -= mean);
-            let var = row.iter().map(|v| v * v).sum::<f32>() / d as f32;
-            let inv = 1.0 / (var + eps as f32).sqrt();
-            for (((o, &v), &w), &b) in o.iter_mut().zip(row.iter()).zip(&w).zip(&b) {
-                *o = bf16::from_f32(v * inv * w + b);
-            }
+            norm(row, o, &p);
         },
     );
     let t = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from(dims)), DType::BF16);

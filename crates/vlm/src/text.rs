@@ -79,9 +79,28 @@ impl Attention {
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let q = self.q_proj.forward(x.clone(), adapters).reshape([b, s, h, hd]).swap_dims(1, 2);
-        let k = self.k_proj.forward(x.clone(), adapters).reshape([b, s, kvh, hd]).swap_dims(1, 2);
-        let v = self.v_proj.forward(x, adapters).reshape([b, s, kvh, hd]).swap_dims(1, 2);
+        let q = self.q_proj.forward(x.clone(), adapters);
+        let k = self.k_proj.forward(x.clone(), adapters);
+        let v = self.v_proj.forward(x, adapters);
+        // A prompt (nothing cached before it) in bf16 on a CPU with AVX512-BF16: rotary on the
+        // token-major projections and our attention kernel, no head-major copies or mask
+        // repeats. The cache still gets `[b, kv_heads, s, hd]` views.
+        let empty_cache = cache.as_ref().is_none_or(|c| c.is_none());
+        if s > 1 && empty_cache && crate::cpu_bf16::text_attention_applies(&q, &k, &v, hd) {
+            let (cos, sin) = (cos.swap_dims(1, 2), sin.swap_dims(1, 2));
+            let q = apply_rotary(q.reshape([b, s, h, hd]), cos.clone(), sin.clone());
+            let k = apply_rotary(k.reshape([b, s, kvh, hd]), cos, sin);
+            let v = v.reshape([b, s, kvh, hd]);
+            if let Some(slot) = cache {
+                *slot = Some((k.clone().swap_dims(1, 2), v.clone().swap_dims(1, 2)));
+            }
+            let (q, k, v) = (q.reshape([b, s, h * hd]), k.reshape([b, s, kvh * hd]), v.reshape([b, s, kvh * hd]));
+            let out = crate::cpu_bf16::text_attention(q, k, v, mask, h, kvh);
+            return self.o_proj.forward(out, adapters);
+        }
+        let q = q.reshape([b, s, h, hd]).swap_dims(1, 2);
+        let k = k.reshape([b, s, kvh, hd]).swap_dims(1, 2);
+        let v = v.reshape([b, s, kvh, hd]).swap_dims(1, 2);
         let q = apply_rotary(q, cos.clone(), sin.clone());
         let mut k = apply_rotary(k, cos, sin);
         let mut v = v;
@@ -121,6 +140,20 @@ fn libtorch_mask(mask: Tensor<4, Bool>) -> Tensor<4, Bool> {
 
 impl Mlp {
     fn forward(&self, x: Tensor<3>, adapters: bool) -> Tensor<3> {
+        // Both base products and the activation in one call when neither has an adapter to add.
+        let (gate, up) = (&self.gate_proj, &self.up_proj);
+        let x = if gate.adapter_active(adapters)
+            || up.adapter_active(adapters)
+            || gate.base.bias.is_some()
+            || up.base.bias.is_some()
+        {
+            x
+        } else {
+            match crate::cpu_bf16::try_swiglu(x, &gate.base.weight.val(), &up.base.weight.val()) {
+                Ok(h) => return self.down_proj.forward(h, adapters),
+                Err(x) => x,
+            }
+        };
         let g = silu(self.gate_proj.forward(x.clone(), adapters));
         self.down_proj.forward(g * self.up_proj.forward(x, adapters), adapters)
     }

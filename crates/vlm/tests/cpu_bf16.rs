@@ -169,3 +169,88 @@ fn untracked_autodiff_inputs_take_the_kernels_and_stay_autodiff() {
     let e = rel_err(g, got.cast(DType::F32), 0.05);
     assert!(e < 1e-6, "gradient differs from the product by {e}");
 }
+
+#[test]
+fn bf16_rms_norm_matches_the_f32_tensor_ops() {
+    use burn::module::Param;
+    use vldac_vlm::nn::RmsNorm;
+    let dev = Device::flex();
+    let w = random([96], &dev);
+    let norm = RmsNorm { weight: Param::from_tensor(w.clone()), eps: 1e-6 };
+    let reference = RmsNorm { weight: Param::from_tensor(w.cast(DType::F32)), eps: 1e-6 };
+    let x = random([2, 41, 96], &dev).mul_scalar(3.0).add_scalar(0.5);
+    let want = reference.forward(x.clone().cast(DType::F32));
+    assert_eq!(want.dtype(), DType::F32);
+    let got = norm.forward(x);
+    assert_eq!(got.dtype(), DType::BF16);
+    // Two bf16 roundings (after the normalisation and after the weight), as transformers does.
+    let e = rel_err(got, want, 0.05);
+    assert!(e < 1.2e-2, "relative error {e}");
+}
+
+#[test]
+fn bf16_swiglu_matches_the_f32_products_and_silu() {
+    use burn::tensor::activation::silu;
+    use vldac_vlm::cpu_bf16::try_swiglu;
+    let dev = Device::flex();
+    // A prompt-sized row count (the dp panels) and a decode-sized one (the streaming kernel).
+    for &(b, s, k, n) in &[(1, 40, 130, 200), (3, 1, 64, 96)] {
+        let x = random([b, s, k], &dev);
+        let (gate, up) = (random([k, n], &dev), random([k, n], &dev));
+        let xf = x.clone().cast(DType::F32);
+        let product = |w: &Tensor<2>| xf.clone().matmul(w.clone().cast(DType::F32).unsqueeze());
+        let want = silu(product(&gate)) * product(&up);
+        match try_swiglu(x, &gate, &up) {
+            Ok(got) => {
+                assert_eq!(got.dtype(), DType::BF16);
+                assert_eq!(got.dims(), [b, s, n]);
+                let e = rel_err(got, want, 0.05);
+                assert!(e < 2e-2, "[{b},{s}]x{k}x{n}: relative error {e}");
+            }
+            Err(_) => panic!("bf16 on flex always takes try_swiglu (widening kernels without AVX512-BF16)"),
+        }
+    }
+}
+
+#[test]
+fn bf16_text_attention_matches_burn_attention_in_f32_with_gqa_and_masks() {
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+    use burn::tensor::{Bool, TensorData};
+    use vldac_vlm::cpu_bf16::{text_attention, text_attention_applies};
+    let dev = Device::flex();
+    // 2 rows, 9 keys (odd: the kernel pads one), 4 query heads over 2 key/value heads; row 1 has
+    // 3 left-padding tokens (a padding query sees only itself, as `Qwen2Vl::mask` builds it).
+    let (b, s, h, kvh, hd) = (2, 9, 4, 2, 16);
+    let (q, k, v) = (random([b, s, h * hd], &dev), random([b, s, kvh * hd], &dev), random([b, s, kvh * hd], &dev));
+    if !text_attention_applies(&q, &k, &v, hd) {
+        eprintln!("skipped: this CPU has no AVX512-BF16, so the text attention kernel is not used");
+        return;
+    }
+    let pad = [0, 3];
+    let mut blocked = Vec::new();
+    for &p in &pad {
+        for i in 0..s {
+            for j in 0..s {
+                blocked.push((j < p || j > i) && j != i);
+            }
+        }
+    }
+    let mask = Tensor::<4, Bool>::from_data(TensorData::new(blocked, [b, 1, s, s]), &dev);
+    let heads_first = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2).cast(DType::F32);
+    // GQA reference: each key/value head repeated for its query heads (transformers' repeat_kv).
+    let repeat = |t: Tensor<4>| t.unsqueeze_dim::<5>(2).expand([b, kvh, h / kvh, s, hd]).reshape([b, h, s, hd]);
+    let want = attention(
+        heads_first(q.clone(), h),
+        repeat(heads_first(k.clone(), kvh)),
+        repeat(heads_first(v.clone(), kvh)),
+        Some(mask.clone().expand([b, h, s, s])),
+        None,
+        AttentionModuleOptions::default(),
+    );
+    let want: Tensor<3> = want.swap_dims(1, 2).reshape([b, s, h * hd]);
+    let got = text_attention(q, k, v, mask, h, kvh);
+    assert_eq!(got.dtype(), DType::BF16);
+    let e = rel_err(got, want, 0.05);
+    assert!(e < 2e-2, "relative error {e}");
+}

@@ -224,6 +224,28 @@ fn kv_cache_decoding_equals_full_recompute() {
     assert!(d < 1e-5, "last prompt hidden differs by {d}");
 }
 
+/// The same in bf16, where the prompt goes through the fused CPU kernels (token-major rotary and
+/// attention, which store the KV cache as views) and each decode step through burn's ops: a
+/// wrong cache layout would give unrelated log-probs, bf16 rounding only small differences.
+#[test]
+fn bf16_kv_cache_decoding_tracks_full_recompute() {
+    let model = Qwen2Vl::from_dir_as(&fixtures().join("tiny_a"), &dev(), burn::tensor::DType::BF16).unwrap();
+    let (r, _) = load_reference("tiny_a");
+    let prompts: Vec<Prompt> = ["two_images", "text_only"].iter().map(|n| reference_prompt(&r, n)).collect();
+    let cfg =
+        GenerateConfig { max_new_tokens: 12, temperature: 1.0, top_k: 50, top_p: 0.95, seed: 7, ..Default::default() };
+    let g = generate(&model, &prompts, &cfg, 0, true).unwrap();
+    let full = score(&model, &prompts, &g.tokens, 0, true).unwrap();
+    let lp = to_vec(full.token_logprobs);
+    let r_max = g.tokens.iter().map(|t| t.len()).max().unwrap();
+    for (row, toks) in g.tokens.iter().enumerate() {
+        let want = &lp[row * r_max..row * r_max + toks.len()];
+        let d = max_abs_diff(&g.logprobs[row], want);
+        eprintln!("bf16 row {row}: cached vs full log-probs differ by at most {d:.4}");
+        assert!(d < 0.05, "row {row}: bf16 cached vs full log-probs differ by {d}");
+    }
+}
+
 /// bf16 base weights (read from the f32 fixtures straight into bf16) against transformers' f32
 /// logits: within a measured tolerance, and the same argmax at >= 90% of the positions.
 #[test]

@@ -68,17 +68,29 @@ pub fn matmul(
     if m == 0 || n == 0 {
         return;
     }
-    out.par_chunks_mut(n).for_each(|row| match bias {
-        Some(b) => row.iter_mut().zip(b).for_each(|(o, &b)| *o = b.to_f32()),
-        None => row.fill(0.0),
-    });
+    let add_bias = |out: &mut [f32], fill: bool| {
+        out.par_chunks_mut(n).for_each(|row| match bias {
+            Some(b) if fill => row.iter_mut().zip(b).for_each(|(o, &b)| *o = b.to_f32()),
+            Some(b) => row.iter_mut().zip(b).for_each(|(o, &b)| *o += b.to_f32()),
+            None if fill => row.fill(0.0),
+            None => {}
+        })
+    };
+    if k > 0 && layout == WeightLayout::OutIn && m > DOT_M {
+        // Stores every sum (all of `k` at once), so `out` needs no zeroing first: for the tied
+        // head over a prompt that is a pass over 200 MB saved.
+        transposed(x, m, k, w, n, Shared(out.as_mut_ptr()));
+        add_bias(out, false);
+        return;
+    }
+    add_bias(out, true);
     if k == 0 {
         return;
     }
     let dst = Shared(out.as_mut_ptr());
     match layout {
         WeightLayout::OutIn if m <= DOT_M => dots_out_in(x, m, k, w, n, dst),
-        WeightLayout::OutIn => transposed(x, m, k, w, n, dst),
+        WeightLayout::OutIn => unreachable!("taken above"),
         WeightLayout::InOut if m <= DOT_M => stream_in_out(x, m, k, w, n, out),
         WeightLayout::InOut => panels(x, m, k, w, n, layout, dst),
     }
@@ -197,7 +209,7 @@ unsafe fn stream_micro<const R: usize>(
 
 /// Many rows, W stored `[n, k]` (the tied LM head over a whole prompt): computes `(W x^T)^T`, so
 /// the big weight is the broadcast operand, read in place row by row, and only the small `x` is
-/// packed (once, all of `k`); the sums are stored transposed.
+/// packed (once, all of `k`); the sums are stored transposed, overwriting `dst`.
 fn transposed(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared) {
     /// Weight rows per task (16 microkernel blocks; 96 x k bf16 stays in L2 across x's slices).
     const JB: usize = 16 * MR;
@@ -311,8 +323,9 @@ unsafe fn pack(
     }
 }
 
-/// Adds `a[rows x kp pairs] @ panel[kp x NR]` to `c`: at `c[r * ldc + col]`, or at
-/// `c[col * ldc + r]` when `T` (transposed), for the first `cols` columns.
+/// Adds `a[rows x kp pairs] @ panel[kp x NR]` to `c` at `c[r * ldc + col]`, or stores it at
+/// `c[col * ldc + r]` when `T` (transposed: the caller passes all of `k` at once), for the first
+/// `cols` columns.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn block<const T: bool>(
@@ -383,7 +396,7 @@ unsafe fn micro<const R: usize, const T: bool>(
                     let mut lane = [0f32; 16];
                     _mm512_storeu_ps(lane.as_mut_ptr(), v);
                     for (l, &v) in lane[..lanes].iter().enumerate() {
-                        *c.add((q * 16 + l) * ldc + r) += v;
+                        *c.add((q * 16 + l) * ldc + r) = v;
                     }
                     continue;
                 }
@@ -465,52 +478,93 @@ unsafe fn dot<const R: usize, const J: usize>(k: usize, x: *const bf16, w: *cons
 
 /// Full (unmasked) attention of one image's patches, all heads: `out[i, h, :] = softmax(scale
 /// q_h k_h^T)[i] v_h` with `q`, `k`, `v` and `out` stored `[n, heads, hd]` (token-major, as the
-/// qkv projection makes them and the output projection reads them).
+/// qkv projection makes them and the output projection reads them). See [`attention_gqa`].
+///
+/// # Panics
+/// As [`attention_gqa`].
+#[allow(clippy::too_many_arguments)]
+pub fn attention(q: &[bf16], k: &[bf16], v: &[bf16], n: usize, heads: usize, hd: usize, scale: f32, out: &mut [bf16]) {
+    let shape = AttentionShape { queries: n, keys: n, heads, kv_heads: heads, head_dim: hd };
+    attention_gqa(q, k, v, shape, scale, None, out);
+}
+
+/// Sizes of an [`attention_gqa`] call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionShape {
+    pub queries: usize,
+    pub keys: usize,
+    pub heads: usize,
+    /// Query head `h` reads key/value head `h / (heads / kv_heads)` (grouped-query attention).
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// `out[i, h, :] = softmax(scale q_h k_g^T + mask)[i] v_g` (`g` the key/value head of query head
+/// `h`), with `q` and `out` stored `[queries, heads, hd]` and `k`, `v` `[keys, kv_heads, hd]`
+/// (token-major). `allowed`, when given, is `[queries, keys]`: false keys get no weight (the text
+/// model's causal and padding mask); a query with no allowed key gets zeros.
 ///
 /// Like torch's CPU flash attention for bf16: scores, the running max and the row sums are f32,
 /// the probabilities are rounded to bf16 for the second product, and the output is rounded once.
-/// Tasks are (head, block of 64 queries); K and V are packed once per head.
+/// Tasks are (head, block of 64 queries); K and V are packed once per key/value head.
 ///
 /// # Panics
-/// If [`available`] is false, `n` or `hd` is odd, or a slice has the wrong length.
-#[allow(clippy::too_many_arguments)]
-pub fn attention(q: &[bf16], k: &[bf16], v: &[bf16], n: usize, heads: usize, hd: usize, scale: f32, out: &mut [bf16]) {
+/// If [`available`] is false, `keys` or `hd` is odd, `heads` is not a multiple of `kv_heads`,
+/// or a slice has the wrong length.
+pub fn attention_gqa(
+    q: &[bf16],
+    k: &[bf16],
+    v: &[bf16],
+    shape: AttentionShape,
+    scale: f32,
+    allowed: Option<&[bool]>,
+    out: &mut [bf16],
+) {
     const QB: usize = 64;
+    let AttentionShape { queries: nq, keys: n, heads, kv_heads, head_dim: hd } = shape;
     assert!(available(), "dpbf16::attention needs AVX512-BF16");
     assert!(
         n.is_multiple_of(2) && hd.is_multiple_of(2),
-        "dpbf16::attention needs an even length and head size ({n}, {hd})"
+        "dpbf16::attention needs an even key count and head size ({n}, {hd})"
     );
-    let e = heads * hd;
-    assert!(q.len() == n * e && k.len() == n * e && v.len() == n * e && out.len() == n * e);
-    if n == 0 || e == 0 {
+    assert!(kv_heads > 0 && heads.is_multiple_of(kv_heads), "{heads} query heads over {kv_heads} kv heads");
+    let (e, ekv) = (heads * hd, kv_heads * hd);
+    assert!(q.len() == nq * e && out.len() == nq * e && k.len() == n * ekv && v.len() == n * ekv);
+    assert!(allowed.is_none_or(|a| a.len() == nq * n));
+    if nq == 0 || e == 0 {
         return;
     }
+    if n == 0 {
+        out.fill(bf16::ZERO);
+        return;
+    }
+    let rep = heads / kv_heads;
     let (kslices, vslices) = (n.div_ceil(NR), hd.div_ceil(NR));
     let (ksize, vsize) = (kslices * (hd / 2) * NR, vslices * (n / 2) * NR);
-    // Per head: K as the "weight" of q k^T (stored [keys, hd] = OutIn), V as that of p v
-    // (stored [keys, hd] = InOut with keys summed).
-    let mut kb = vec![0u32; heads * ksize];
-    let mut vb = vec![0u32; heads * vsize];
-    kb.par_chunks_mut(ksize).zip(vb.par_chunks_mut(vsize)).enumerate().for_each(|(h, (kb, vb))| {
-        // SAFETY: `available()` was asserted; head h's rows are at h * hd + (token) * e.
+    // Per key/value head: K as the "weight" of q k^T (stored [keys, hd] = OutIn), V as that of
+    // p v (stored [keys, hd] = InOut with keys summed).
+    let mut kb = vec![0u32; kv_heads * ksize];
+    let mut vb = vec![0u32; kv_heads * vsize];
+    kb.par_chunks_mut(ksize).zip(vb.par_chunks_mut(vsize)).enumerate().for_each(|(g, (kb, vb))| {
+        // SAFETY: `available()` was asserted; head g's rows are at g * hd + (token) * ekv.
         unsafe {
-            pack(kb, &k[h * hd..], e, WeightLayout::OutIn, 0, n, 0, hd / 2);
-            pack(vb, &v[h * hd..], e, WeightLayout::InOut, 0, hd, 0, n / 2);
+            pack(kb, &k[g * hd..], ekv, WeightLayout::OutIn, 0, n, 0, hd / 2);
+            pack(vb, &v[g * hd..], ekv, WeightLayout::InOut, 0, hd, 0, n / 2);
         }
     });
     let dst = SharedBf16(out.as_mut_ptr());
     let hd_pad = vslices * NR;
-    (0..heads * n.div_ceil(QB)).into_par_iter().for_each_init(
+    (0..heads * nq.div_ceil(QB)).into_par_iter().for_each_init(
         || (vec![0f32; QB * n], vec![bf16::ZERO; QB * n], vec![0f32; QB * hd_pad]),
         |(sc, pr, o), t| {
             let (h, i0) = (t % heads, t / heads * QB);
-            let rows = QB.min(n - i0);
-            let (kb, vb) = (&kb[h * ksize..][..ksize], &vb[h * vsize..][..vsize]);
+            let g = h / rep;
+            let rows = QB.min(nq - i0);
+            let (kb, vb) = (&kb[g * ksize..][..ksize], &vb[g * vsize..][..vsize]);
             sc[..rows * n].fill(0.0);
             o[..rows * hd_pad].fill(0.0);
             // SAFETY: `available()` was asserted; every pointer below stays inside its buffer:
-            // q rows i0..i0 + rows (hd each, stride e), the packed K/V of head h, the score and
+            // q rows i0..i0 + rows (hd each, stride e), the packed K/V of head g, the score and
             // probability rows (n each), the output rows (hd_pad each); this task alone writes
             // out's rows i0..i0 + rows of head h.
             unsafe {
@@ -520,6 +574,14 @@ pub fn attention(q: &[bf16], k: &[bf16], v: &[bf16], n: usize, heads: usize, hd:
                         let b = kb.as_ptr().add(s * (hd / 2) * NR);
                         let c = sc.as_mut_ptr().add(r0 * n + s * NR);
                         block::<false>(MR.min(rows - r0), hd / 2, a, e / 2, b, c, n, NR.min(n - s * NR));
+                    }
+                }
+                if let Some(allowed) = allowed {
+                    for r in 0..rows {
+                        let ok = &allowed[(i0 + r) * n..][..n];
+                        sc[r * n..][..n].iter_mut().zip(ok).filter(|(_, ok)| !**ok).for_each(|(s, _)| {
+                            *s = f32::NEG_INFINITY;
+                        });
                     }
                 }
                 let mut sums = [0f32; QB];
@@ -535,7 +597,7 @@ pub fn attention(q: &[bf16], k: &[bf16], v: &[bf16], n: usize, heads: usize, hd:
                     }
                 }
                 for (r, &sum) in sums[..rows].iter().enumerate() {
-                    let inv = 1.0 / sum;
+                    let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
                     let row = dst.ptr().add((i0 + r) * e + h * hd);
                     for d in 0..hd {
                         *row.add(d) = bf16::from_f32(o[r * hd_pad + d] * inv);
@@ -558,7 +620,8 @@ impl SharedBf16 {
     }
 }
 
-/// `p = bf16(exp(scale s - max))` over a row of scores; returns the f32 sum of the exponentials.
+/// `p = bf16(exp(scale s - max))` over a row of scores; returns the f32 sum of the exponentials
+/// (0, with every `p` 0, for a row whose scores are all minus infinity).
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn softmax_row(s: &mut [f32], p: &mut [bf16], scale: f32) -> f32 {
     let n = s.len();
@@ -575,7 +638,12 @@ unsafe fn softmax_row(s: &mut [f32], p: &mut [bf16], scale: f32) -> f32 {
             mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, s.as_ptr().add(full)));
         }
         // scale > 0, so the scaled maximum is the maximum of the scaled scores.
-        let m = _mm512_set1_ps(_mm512_reduce_max_ps(mx) * scale);
+        let top = _mm512_reduce_max_ps(mx);
+        if top == f32::NEG_INFINITY {
+            p.fill(bf16::ZERO);
+            return 0.0;
+        }
+        let m = _mm512_set1_ps(top * scale);
         let mut sum = _mm512_setzero_ps();
         let mut one = |i: usize, mask: __mmask16| {
             let x = _mm512_maskz_loadu_ps(mask, s.as_ptr().add(i));
@@ -594,18 +662,19 @@ unsafe fn softmax_row(s: &mut [f32], p: &mut [bf16], scale: f32) -> f32 {
     }
 }
 
-/// `v * sigmoid(1.702 v)` in place: quick GELU, fused into the vision MLP's first product.
-pub fn quick_gelu(v: &mut [f32]) {
-    assert!(available(), "dpbf16::quick_gelu needs AVX-512");
+/// `v * sigmoid(a v)` in place: quick GELU (`a` = 1.702, the vision MLP) and SiLU (`a` = 1, the
+/// text MLP), fused after their products.
+pub fn sigmoid_mul(v: &mut [f32], a: f32) {
+    assert!(available(), "dpbf16::sigmoid_mul needs AVX-512");
     // SAFETY: the CPU has AVX-512 (asserted).
-    unsafe { quick_gelu_avx512(v) }
+    unsafe { sigmoid_mul_avx512(v, a) }
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn quick_gelu_avx512(v: &mut [f32]) {
+unsafe fn sigmoid_mul_avx512(v: &mut [f32], a: f32) {
     let full = v.len() / 16 * 16;
     let one = _mm512_set1_ps(1.0);
-    let a = _mm512_set1_ps(-1.702);
+    let a = _mm512_set1_ps(-a);
     let f = |x: __m512| _mm512_div_ps(x, _mm512_add_ps(one, exp_ps(_mm512_mul_ps(x, a))));
     // SAFETY: full-width loads and stores below `full`, masked ones for the tail.
     unsafe {
@@ -668,16 +737,19 @@ mod tests {
     }
 
     #[test]
-    fn quick_gelu_matches_f64() {
+    fn sigmoid_mul_matches_f64() {
         if !available() {
             eprintln!("skipped: this CPU has no AVX512-BF16 (vdpbf16ps)");
             return;
         }
-        let mut v: Vec<f32> = (0..1003).map(|i| (i as f32 - 500.0) * 0.037).chain([-90.0, 90.0, 0.0]).collect();
-        let want: Vec<f64> = v.iter().map(|&x| f64::from(x) / (1.0 + (-1.702 * f64::from(x)).exp())).collect();
-        quick_gelu(&mut v);
-        for (g, w) in v.iter().zip(&want) {
-            assert!((f64::from(*g) - w).abs() <= 1e-5 * w.abs() + 1e-7, "{g} vs {w}");
+        for a in [1.702f32, 1.0] {
+            let mut v: Vec<f32> = (0..1003).map(|i| (i as f32 - 500.0) * 0.037).chain([-90.0, 90.0, 0.0]).collect();
+            let want: Vec<f64> =
+                v.iter().map(|&x| f64::from(x) / (1.0 + (-f64::from(a) * f64::from(x)).exp())).collect();
+            sigmoid_mul(&mut v, a);
+            for (g, w) in v.iter().zip(&want) {
+                assert!((f64::from(*g) - w).abs() <= 1e-5 * w.abs() + 1e-7, "a = {a}: {g} vs {w}");
+            }
         }
     }
 
