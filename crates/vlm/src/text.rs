@@ -2,10 +2,9 @@
 //! every projection a [`LoraLinear`].
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::silu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Device, Tensor};
+use burn::tensor::{Bool, DType, Device, Tensor};
 
 use crate::config::TextConfig;
 use crate::error::Result;
@@ -122,7 +121,13 @@ impl Attention {
         // burn's fused attention: flex's tiled kernel on CPU, flash attention on CUDA (autotune),
         // SDPA on libtorch; under autodiff it falls back to the explicit form. Every query sees
         // at least its own key (see `Qwen2Vl::mask`), so no row is fully masked.
-        let out = attention(q, k, v, Some(libtorch_mask(mask)), None, AttentionModuleOptions::default());
+        let mask = Some(libtorch_mask(mask));
+        let out = if crate::cpu_bf16::attention_in_f32(&q) {
+            let f = |t: Tensor<4>| t.cast(DType::F32);
+            attention(f(q), f(k), f(v), mask, None, AttentionModuleOptions::default()).cast(DType::BF16)
+        } else {
+            attention(q, k, v, mask, None, AttentionModuleOptions::default())
+        };
         let out = out.reshape([b, h, s, hd]);
         self.o_proj.forward(out.swap_dims(1, 2).reshape([b, s, h * hd]), adapters)
     }
@@ -154,8 +159,9 @@ impl Mlp {
                 Err(x) => x,
             }
         };
-        let g = silu(self.gate_proj.forward(x.clone(), adapters));
-        self.down_proj.forward(g * self.up_proj.forward(x, adapters), adapters)
+        let g = self.gate_proj.forward(x.clone(), adapters);
+        let h = crate::cpu_bf16::gated::silu_mul(g, self.up_proj.forward(x, adapters));
+        self.down_proj.forward(h, adapters)
     }
 }
 

@@ -135,19 +135,25 @@ fn frozen_bf16_product_under_autodiff_matches_f32_gradients() {
         let x = random([b, s, k], &dev).detach().require_grad();
         let w = if tied { random([n, k], &dev).transpose() } else { random([k, n], &dev) };
         let r = Tensor::<3>::random([b, s, n], Distribution::Uniform(-1.0, 1.0), (&dev, DType::F32));
-        let y = matmul_last(x.clone(), w.clone(), tied);
-        let loss = (y.cast(DType::F32) * r.clone()).sum();
-        let got = x.grad(&loss.backward()).expect("x gets a gradient");
-        assert_eq!(got.dtype(), DType::BF16);
-        // The reference: the same values in f32 through burn's own matmul and autodiff.
-        let xf = x.clone().detach().cast(DType::F32).detach().require_grad();
-        let yf = xf.clone().matmul(w.clone().cast(DType::F32).unsqueeze());
-        let want = xf.grad(&(yf * r).sum().backward()).expect("reference gradient");
-        // bf16 gradients: dy is rounded to bf16 before the product (the cast's backward), so
-        // each of the n terms carries 2^-9 of relative error; burn's own bf16 path measures
-        // 0.027 on the first case.
-        let e = rel_err(got, want, 0.5);
-        assert!(e < 5e-2, "[{b},{s}]x{k}x{n} tied {tied}: gradient relative error {e}");
+        // A loss on the last position only (as RL reads the scored tokens): the rows of dy that
+        // are exactly zero skip the product and must still give exact zeros.
+        let last = Tensor::<3>::ones([b, 1, n], (&dev, DType::F32));
+        let r_last = Tensor::cat(vec![Tensor::<3>::zeros([b, s - 1, n], (&dev, DType::F32)), last], 1) * r.clone();
+        for r in [r, r_last] {
+            let y = matmul_last(x.clone(), w.clone(), tied);
+            let loss = (y.cast(DType::F32) * r.clone()).sum();
+            let got = x.grad(&loss.backward()).expect("x gets a gradient");
+            assert_eq!(got.dtype(), DType::BF16);
+            // The reference: the same values in f32 through burn's own matmul and autodiff.
+            let xf = x.clone().detach().cast(DType::F32).detach().require_grad();
+            let yf = xf.clone().matmul(w.clone().cast(DType::F32).unsqueeze());
+            let want = xf.grad(&(yf * r).sum().backward()).expect("reference gradient");
+            // bf16 gradients: dy is rounded to bf16 before the product (the cast's backward), so
+            // each of the n terms carries 2^-9 of relative error; burn's own bf16 path measures
+            // 0.027 on the first case.
+            let e = rel_err(got, want, 0.5);
+            assert!(e < 5e-2, "[{b},{s}]x{k}x{n} tied {tied}: gradient relative error {e}");
+        }
     }
 }
 
@@ -253,4 +259,37 @@ fn bf16_text_attention_matches_burn_attention_in_f32_with_gqa_and_masks() {
     assert_eq!(got.dtype(), DType::BF16);
     let e = rel_err(got, want, 0.05);
     assert!(e < 2e-2, "relative error {e}");
+}
+
+#[test]
+fn bf16_gated_silu_matches_f32_values_and_gradients() {
+    use burn::tensor::activation::silu;
+    use vldac_vlm::cpu_bf16::gated::silu_mul;
+    let dev = Device::flex();
+    let adev = dev.clone().autodiff();
+    let (g, u) = (random([3, 5, 70], &dev).mul_scalar(4.0), random([3, 5, 70], &dev).mul_scalar(2.0));
+    let weights = Tensor::<3>::random([3, 5, 70], Distribution::Uniform(-1.0, 1.0), (&dev, DType::F32));
+    // Forward outside autodiff.
+    let want = silu(g.clone().cast(DType::F32)) * u.clone().cast(DType::F32);
+    let got = silu_mul(g.clone(), u.clone());
+    assert_eq!(got.dtype(), DType::BF16);
+    let e = rel_err(got, want, 0.05);
+    assert!(e < 1.2e-2, "forward: relative error {e}");
+    // Under autodiff: the gradients of sum(w * silu(g) u) against burn's f32 autodiff.
+    let track =
+        |t: &Tensor<3>, dtype| Tensor::<3>::from_data(t.to_data(), (&adev, DType::BF16)).cast(dtype).require_grad();
+    let (gb, ub) = (track(&g, DType::BF16), track(&u, DType::BF16));
+    let (gf, uf) = (track(&g, DType::F32), track(&u, DType::F32));
+    let w = Tensor::<3>::from_data(weights.to_data(), (&adev, DType::F32));
+    let y = silu_mul(gb.clone(), ub.clone());
+    let grads = (y.cast(DType::F32) * w.clone()).sum().backward();
+    let grads_f = (silu(gf.clone()) * uf.clone() * w).sum().backward();
+    let host = |t: Tensor<3>| Tensor::<3>::from_data(t.to_data().convert::<f32>(), (&dev, DType::F32));
+    for (name, got, want) in [
+        ("g", gb.grad(&grads).expect("dg"), gf.grad(&grads_f).expect("dg f32")),
+        ("u", ub.grad(&grads).expect("du"), uf.grad(&grads_f).expect("du f32")),
+    ] {
+        let e = rel_err(host(got), host(want), 0.1);
+        assert!(e < 3e-2, "d{name}: relative error {e}");
+    }
 }

@@ -667,15 +667,23 @@ unsafe fn softmax_row(s: &mut [f32], p: &mut [bf16], scale: f32) -> f32 {
 pub fn sigmoid_mul(v: &mut [f32], a: f32) {
     assert!(available(), "dpbf16::sigmoid_mul needs AVX-512");
     // SAFETY: the CPU has AVX-512 (asserted).
-    unsafe { sigmoid_mul_avx512(v, a) }
+    unsafe { sigmoid_avx512::<true>(v, a) }
 }
 
+/// `sigmoid(v)` in place (SiLU's backward).
+pub fn sigmoid(v: &mut [f32]) {
+    assert!(available(), "dpbf16::sigmoid needs AVX-512");
+    // SAFETY: the CPU has AVX-512 (asserted).
+    unsafe { sigmoid_avx512::<false>(v, 1.0) }
+}
+
+/// `(MUL ? v : 1) / (1 + e^(-a v))`.
 #[target_feature(enable = "avx512f")]
-unsafe fn sigmoid_mul_avx512(v: &mut [f32], a: f32) {
+unsafe fn sigmoid_avx512<const MUL: bool>(v: &mut [f32], a: f32) {
     let full = v.len() / 16 * 16;
     let one = _mm512_set1_ps(1.0);
     let a = _mm512_set1_ps(-a);
-    let f = |x: __m512| _mm512_div_ps(x, _mm512_add_ps(one, exp_ps(_mm512_mul_ps(x, a))));
+    let f = |x: __m512| _mm512_div_ps(if MUL { x } else { one }, _mm512_add_ps(one, exp_ps(_mm512_mul_ps(x, a))));
     // SAFETY: full-width loads and stores below `full`, masked ones for the tail.
     unsafe {
         for i in (0..full).step_by(16) {
@@ -746,9 +754,17 @@ mod tests {
             let mut v: Vec<f32> = (0..1003).map(|i| (i as f32 - 500.0) * 0.037).chain([-90.0, 90.0, 0.0]).collect();
             let want: Vec<f64> =
                 v.iter().map(|&x| f64::from(x) / (1.0 + (-f64::from(a) * f64::from(x)).exp())).collect();
+            let mut plain = v.clone();
             sigmoid_mul(&mut v, a);
             for (g, w) in v.iter().zip(&want) {
                 assert!((f64::from(*g) - w).abs() <= 1e-5 * w.abs() + 1e-7, "a = {a}: {g} vs {w}");
+            }
+            if a == 1.0 {
+                let want: Vec<f64> = plain.iter().map(|&x| 1.0 / (1.0 + (-f64::from(x)).exp())).collect();
+                sigmoid(&mut plain);
+                for (g, w) in plain.iter().zip(&want) {
+                    assert!((f64::from(*g) - w).abs() <= 1e-5 * w + 1e-7, "sigmoid: {g} vs {w}");
+                }
             }
         }
     }

@@ -31,15 +31,63 @@ impl Backward<Flex, 1> for FrozenProduct {
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let w = ops.state;
         unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-            let dims = grad.layout().shape().to_vec();
-            let grad = as_bf16(grad);
             let wt = plain::<2>(w).transpose();
-            match grad_input(grad, &wt, dims.len()) {
-                Some(dx) => dx,
-                None => unreachable!("the forward checked that the transposed weight takes this path"),
+            let k = wt.dims()[1];
+            let mut dims = grad.layout().shape().to_vec();
+            let n = dims.last().copied().unwrap_or(0);
+            let (grad, live) = live_rows(grad.to_contiguous(), n);
+            let rows = live.len();
+            if live.iter().all(|&l| l) {
+                return match grad_input(grad, &wt, dims.len()) {
+                    Some(dx) => dx,
+                    None => unreachable!("the forward checked that the transposed weight takes this path"),
+                };
             }
+            // Rows whose gradient is exactly zero (positions the loss does not read: the prompt
+            // and everything but the scored tokens after the tied head and the last layer's MLP)
+            // give exactly zero; only the others are multiplied.
+            let keep: Vec<usize> = (0..rows).filter(|&r| live[r]).collect();
+            let g = grad.as_slice::<bf16>().expect("contiguous bf16");
+            let mut out = vec![bf16::ZERO; rows * k];
+            if !keep.is_empty() {
+                let compact: Vec<bf16> = keep.iter().flat_map(|&r| g[r * n..][..n].iter().copied()).collect();
+                let compact = FlexTensor::new(
+                    burn::tensor::Bytes::from_elems(compact),
+                    burn::backend::flex::Layout::contiguous(burn::tensor::Shape::from([keep.len(), n])),
+                    DType::BF16,
+                );
+                let Some(dx) = grad_input(compact, &wt, 2) else {
+                    unreachable!("the forward checked that the transposed weight takes this path")
+                };
+                let dx = dx.to_contiguous();
+                let dx = dx.as_slice::<bf16>().expect("contiguous bf16");
+                for (i, &r) in keep.iter().enumerate() {
+                    out[r * k..][..k].copy_from_slice(&dx[i * k..][..k]);
+                }
+            }
+            *dims.last_mut().expect("rank >= 2") = k;
+            FlexTensor::new(
+                burn::tensor::Bytes::from_elems(out),
+                burn::backend::flex::Layout::contiguous(burn::tensor::Shape::from(dims)),
+                DType::BF16,
+            )
         });
     }
+}
+
+/// The gradient in bf16 (rounded to nearest even from f32, as a cast's backward does) and, per
+/// row of `n`, whether any entry is non-zero.
+fn live_rows(g: FlexTensor, n: usize) -> (FlexTensor, Vec<bool>) {
+    use rayon::prelude::*;
+    let g = super::as_bf16(g);
+    let data = g.as_slice::<bf16>().expect("contiguous bf16");
+    let live = if n == 0 {
+        Vec::new()
+    } else {
+        // -0.0 counts as zero: its products are zeros too.
+        data.par_chunks(n).map(|row| row.iter().any(|v| v.to_bits() & 0x7FFF != 0)).collect()
+    };
+    (g, live)
 }
 
 /// `dy [.., n] @ W^T` on our kernels, for the ranks the model uses.
@@ -97,31 +145,13 @@ pub fn try_product<const D: usize>(
     Ok(Tensor::from_dispatch(DispatchTensor { kind, autodiff: context }))
 }
 
-fn plain<const D: usize>(t: FlexTensor) -> Tensor<D> {
+pub(super) fn plain<const D: usize>(t: FlexTensor) -> Tensor<D> {
     Tensor::from_dispatch(super::flex_dispatch(t))
 }
 
-fn inner<const D: usize>(t: Tensor<D>) -> FlexTensor {
+pub(super) fn inner<const D: usize>(t: Tensor<D>) -> FlexTensor {
     match super::flex_of(t.into_dispatch()) {
         Ok(f) => f,
         Err(_) => unreachable!("our kernels return plain flex tensors"),
     }
-}
-
-/// The gradient in bf16 (rounded to nearest even from f32, as a cast's backward does).
-fn as_bf16(g: FlexTensor) -> FlexTensor {
-    if g.dtype() == DType::BF16 {
-        return g;
-    }
-    let g = g.to_contiguous();
-    let dims = g.layout().shape().to_vec();
-    let v: Vec<bf16> = match g.dtype() {
-        DType::F32 => g.as_slice::<f32>().expect("contiguous f32").iter().map(|&v| bf16::from_f32(v)).collect(),
-        other => unreachable!("gradient of a bf16 product in {other:?}"),
-    };
-    FlexTensor::new(
-        burn::tensor::Bytes::from_elems(v),
-        burn::backend::flex::Layout::contiguous(burn::tensor::Shape::from(dims)),
-        DType::BF16,
-    )
 }
