@@ -87,13 +87,15 @@ pub fn try_matmul_then<const D: usize>(
     // mapped and zeroed by the kernel on every call (7% of the vision tower's time). Every path
     // writes all of it, so stale values are never read.
     let mut out = if f32_out { Vec::new() } else { SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut())) };
-    op.sums(0, &mut out);
+    let rounded = op.sums(0, &mut out, f32_out && epilogue == Epilogue::None);
     if epilogue == Epilogue::QuickGelu {
         out.par_chunks_mut(4096).for_each(quick_gelu_in_place);
     }
     let t = if f32_out {
-        out.par_chunks_mut(4096)
-            .for_each(|c| c.iter_mut().for_each(|v| *v = f32::from_bits(u32::from(round_bits(*v)) << 16)));
+        if !rounded {
+            out.par_chunks_mut(4096)
+                .for_each(|c| c.iter_mut().for_each(|v| *v = f32::from_bits(u32::from(round_bits(*v)) << 16)));
+        }
         FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(op.out_shape(0)), DType::F32)
     } else {
         let mut o = vec![bf16::ZERO; out.len()];
@@ -121,8 +123,8 @@ pub fn try_swiglu<const D: usize>(x: Tensor<D>, gate: &Tensor<2>, up: &Tensor<2>
     }
     let mut g = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     let mut u = Vec::new();
-    op.sums(0, &mut g);
-    op.sums(1, &mut u);
+    op.sums(0, &mut g, false);
+    op.sums(1, &mut u, false);
     let mut o = vec![bf16::ZERO; g.len()];
     o.par_chunks_mut(4096).zip(g.par_chunks_mut(4096)).zip(u.par_chunks(4096)).for_each(|((o, g), u)| {
         g.iter_mut().for_each(|v| *v = widen(bf16::from_bits(round_bits(*v))));
@@ -197,8 +199,9 @@ impl Operands {
         Shape::from(d)
     }
 
-    /// `out = x @ W_i (+ bias)`, f32 sums (resized to `m * n`).
-    fn sums(&self, i: usize, out: &mut Vec<f32>) {
+    /// `out = x @ W_i (+ bias)`, f32 sums (resized to `m * n`); with `round`, a kernel that can
+    /// may round them to bf16 values as it goes. Returns whether it did.
+    fn sums(&self, i: usize, out: &mut Vec<f32>, round: bool) -> bool {
         let (m, k) = (self.m, self.k);
         let (wf, layout, n, off) = &self.weights[i];
         let (layout, n) = (*layout, *n);
@@ -215,12 +218,13 @@ impl Operands {
         }
         if use_dp(m, k, layout) {
             #[cfg(target_arch = "x86_64")]
-            dpbf16::matmul(x_data, m, k, w_data, n, layout, b_data, out);
-        } else {
-            let mut xw = vec![0f32; m * k];
-            xw.par_chunks_mut(4096).zip(x_data.par_chunks(4096)).for_each(|(d, s)| widen_into(d, s));
-            matmul_f32_out(&xw, m, k, w_data, n, layout, b_data, out);
+            return dpbf16::matmul_rounding(x_data, m, k, w_data, n, layout, b_data, out, round);
         }
+        let _ = round;
+        let mut xw = vec![0f32; m * k];
+        xw.par_chunks_mut(4096).zip(x_data.par_chunks(4096)).for_each(|(d, s)| widen_into(d, s));
+        matmul_f32_out(&xw, m, k, w_data, n, layout, b_data, out);
+        false
     }
 }
 

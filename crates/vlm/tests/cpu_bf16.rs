@@ -45,6 +45,9 @@ fn bf16_weight_matmul_matches_f32_matmul() {
         let want = xf.matmul(emb.clone().cast(DType::F32).transpose().unsqueeze());
         let got = try_matmul(x, &emb.transpose(), None, true).expect("flex bf16 path");
         assert_eq!(got.dtype(), DType::F32);
+        // f32 holding bf16-rounded values (as the bf16 head followed by `.float()`).
+        let bits = got.to_data().try_to_vec::<f32>().unwrap();
+        assert!(bits.iter().all(|v| v.to_bits() & 0xFFFF == 0), "tied [{b},{s}]: f32 logits are not bf16 values");
         let e = rel_err(got, want, 0.05);
         assert!(e < 5e-3, "tied [{b},{s}]x{k}x{n}: relative error {e}");
     }

@@ -59,6 +59,24 @@ pub fn matmul(
     bias: Option<&[bf16]>,
     out: &mut [f32],
 ) {
+    matmul_rounding(x, m, k, w, n, layout, bias, out, false);
+}
+
+/// [`matmul`], and with `round` the sums of the transposed path (many rows, `[n, k]` weight, no
+/// bias: the tied head over a prompt) are rounded to bf16 values while still in cache instead
+/// of in a later pass over the whole output. Returns whether `out` holds rounded values.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul_rounding(
+    x: &[bf16],
+    m: usize,
+    k: usize,
+    w: &[bf16],
+    n: usize,
+    layout: WeightLayout,
+    bias: Option<&[bf16]>,
+    out: &mut [f32],
+    round: bool,
+) -> bool {
     assert!(available(), "dpbf16::matmul needs AVX512-BF16");
     assert!(k.is_multiple_of(2), "dpbf16::matmul needs an even k, got {k}");
     assert_eq!(x.len(), m * k);
@@ -66,7 +84,7 @@ pub fn matmul(
     assert_eq!(out.len(), m * n);
     assert!(bias.is_none_or(|b| b.len() == n));
     if m == 0 || n == 0 {
-        return;
+        return false;
     }
     let add_bias = |out: &mut [f32], fill: bool| {
         out.par_chunks_mut(n).for_each(|row| match bias {
@@ -79,13 +97,14 @@ pub fn matmul(
     if k > 0 && layout == WeightLayout::OutIn && m > DOT_M {
         // Stores every sum (all of `k` at once), so `out` needs no zeroing first: for the tied
         // head over a prompt that is a pass over 200 MB saved.
-        transposed(x, m, k, w, n, Shared(out.as_mut_ptr()));
+        let round = round && bias.is_none();
+        transposed(x, m, k, w, n, Shared(out.as_mut_ptr()), round);
         add_bias(out, false);
-        return;
+        return round;
     }
     add_bias(out, true);
     if k == 0 {
-        return;
+        return false;
     }
     let dst = Shared(out.as_mut_ptr());
     match layout {
@@ -94,6 +113,7 @@ pub fn matmul(
         WeightLayout::InOut if m <= DOT_M => stream_in_out(x, m, k, w, n, out),
         WeightLayout::InOut => panels(x, m, k, w, n, layout, dst),
     }
+    false
 }
 
 /// Few rows, W stored `[k, n]` (decode): each thread reads a contiguous block of W's row pairs
@@ -210,7 +230,7 @@ unsafe fn stream_micro<const R: usize>(
 /// Many rows, W stored `[n, k]` (the tied LM head over a whole prompt): computes `(W x^T)^T`, so
 /// the big weight is the broadcast operand, read in place row by row, and only the small `x` is
 /// packed (once, all of `k`); the sums are stored transposed, overwriting `dst`.
-fn transposed(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared) {
+fn transposed(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared, round: bool) {
     /// Weight rows per task (16 microkernel blocks; 96 x k bf16 stays in L2 across x's slices).
     const JB: usize = 16 * MR;
     let kp = k / 2;
@@ -230,6 +250,13 @@ fn transposed(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared)
                     let c = dst.ptr().add(s * NR * n + r0);
                     block::<true>(MR.min(j1 - r0), kp, a, kp, b, c, n, NR.min(m - s * NR));
                 }
+            }
+        }
+        if round {
+            for i in 0..m {
+                // SAFETY: row i's columns t * JB..j1 of the m x n output: this task's only.
+                let part = unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(i * n + t * JB), j1 - t * JB) };
+                part.iter_mut().for_each(|v| *v = super::widen(bf16::from_bits(super::round_bits(*v))));
             }
         }
     });
