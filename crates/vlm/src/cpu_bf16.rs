@@ -399,34 +399,52 @@ fn is_flex<const D: usize>(t: &Tensor<D>) -> bool {
 }
 
 /// Whether [`text_attention`] takes these tensors: bf16 on flex outside autodiff (or untracked),
-/// on a CPU with AVX512-BF16, head size even.
-pub fn text_attention_applies(q: &Tensor<3>, k: &Tensor<3>, v: &Tensor<3>, head_dim: usize) -> bool {
+/// on a CPU with AVX512-BF16, head size even, `cos`/`sin` `[b, 1, s, hd]` on flex.
+pub fn text_attention_applies(
+    q: &Tensor<3>,
+    k: &Tensor<3>,
+    v: &Tensor<3>,
+    cos: &Tensor<4>,
+    sin: &Tensor<4>,
+    head_dim: usize,
+) -> bool {
+    let [b, s, _] = q.dims();
     enabled()
         && head_dim.is_multiple_of(2)
         && use_dp(2, head_dim, WeightLayout::OutIn)
         && [q, k, v].iter().all(|t| t.dtype() == DType::BF16)
-        && origin_of(q).is_some_and(|o| flex_for(k.clone(), &o).is_some() && flex_for(v.clone(), &o).is_some())
+        && [cos, sin].iter().all(|t| t.dims() == [b, 1, s, head_dim] && matches!(t.dtype(), DType::BF16 | DType::F32))
+        && origin_of(q).is_some_and(|o| {
+            [k, v].iter().all(|t| flex_for((*t).clone(), &o).is_some())
+                && [cos, sin].iter().all(|t| flex_for((*t).clone(), &o).is_some())
+        })
 }
 
-/// The text model's attention after rotary, on [`dpbf16::attention_gqa`] (when
-/// [`text_attention_applies`]): one pass per head and block of queries instead of burn's
-/// attention over a repeated mask. `q` is `[b, s, heads * hd]`, `k` and `v` `[b, t, kv_heads * hd]`
-/// (token-major, as the projections make them), `mask` `[b, 1, s, t]` with true = blocked.
-/// Returns `[b, s, heads * hd]`.
+/// The text model's attention over a prompt on [`dpbf16::attention_gqa`] (when
+/// [`text_attention_applies`]), rotary included: q and k are rotated while they are copied for
+/// the kernel, rounding where transformers' bf16 ops round (`q cos`, `rotate_half(q) sin`, their
+/// sum; `cos`/`sin` in bf16), instead of five tensor ops each. `q` is `[b, s, heads * hd]`, `k`
+/// and `v` `[b, s, kv_heads * hd]` (token-major, as the projections make them), `cos`/`sin`
+/// `[b, 1, s, hd]`, `mask` `[b, 1, s, s]` with true = blocked. Returns the output
+/// `[b, s, heads * hd]` and the rotated `k` (for the KV cache).
 ///
 /// # Panics
 /// When [`text_attention_applies`] is false or the shapes disagree.
+#[allow(clippy::too_many_arguments)]
 pub fn text_attention(
     q: Tensor<3>,
     k: Tensor<3>,
     v: Tensor<3>,
+    cos: &Tensor<4>,
+    sin: &Tensor<4>,
     mask: Tensor<4, burn::tensor::Bool>,
     heads: usize,
     kv_heads: usize,
-) -> Tensor<3> {
+) -> (Tensor<3>, Tensor<3>) {
     let [b, s, e] = q.dims();
     let [_, t, ekv] = k.dims();
     let hd = e / heads;
+    assert_eq!(t, s, "text_attention: a prompt attends to itself (no cache before it)");
     assert_eq!(mask.dims(), [b, 1, s, t], "text_attention: mask shape");
     let origin = origin_of(&q).expect("text_attention_applies");
     let slice = |t: Tensor<3>| {
@@ -439,6 +457,32 @@ pub fn text_attention(
         kf.as_slice::<bf16>().expect("bf16"),
         vf.as_slice::<bf16>().expect("bf16"),
     );
+    // cos/sin as the bf16 values transformers multiplies by, widened.
+    let table = |t: &Tensor<4>| -> Vec<f32> {
+        let f = flex_for(t.clone(), &origin).expect("text_attention_applies").to_contiguous();
+        match f.dtype() {
+            DType::BF16 => f.as_slice::<bf16>().expect("bf16").iter().map(|&v| widen(v)).collect(),
+            _ => f.as_slice::<f32>().expect("f32").iter().map(|&v| widen(bf16::from_bits(round_bits(v)))).collect(),
+        }
+    };
+    let (ct, st) = (table(cos), table(sin));
+    let round = |v: f32| widen(bf16::from_bits(round_bits(v)));
+    let half = hd / 2;
+    // Rotates the token-major rows of `src` (`width` = heads * hd each) into `dst`.
+    let rotate = |src: &[bf16], dst: &mut [bf16], width: usize| {
+        dst.par_chunks_mut(width).zip(src.par_chunks(width)).enumerate().for_each(|(row, (d, x))| {
+            let (c, sn) = (&ct[row * hd..][..hd], &st[row * hd..][..hd]);
+            for (dh, xh) in d.chunks_mut(hd).zip(x.chunks(hd)) {
+                for i in 0..hd {
+                    let rot = if i < half { -widen(xh[i + half]) } else { widen(xh[i - half]) };
+                    dh[i] = bf16::from_bits(round_bits(round(widen(xh[i]) * c[i]) + round(rot * sn[i])));
+                }
+            }
+        });
+    };
+    let (mut qr, mut kr) = (vec![bf16::ZERO; b * s * e], vec![bf16::ZERO; b * s * ekv]);
+    rotate(qd, &mut qr, e);
+    rotate(kd, &mut kr, ekv);
     let blocked = mask.into_data().try_into_vec::<bool>().expect("a bool mask");
     // The kernel pairs keys: an odd count gets one zero key that nobody may see.
     let tp = t.next_multiple_of(2);
@@ -447,18 +491,21 @@ pub fn text_attention(
     let (mut kp, mut vp) = (vec![bf16::ZERO; tp * ekv], vec![bf16::ZERO; tp * ekv]);
     let mut allowed = vec![false; s * tp];
     for r in 0..b {
-        kp[..t * ekv].copy_from_slice(&kd[r * t * ekv..][..t * ekv]);
+        kp[..t * ekv].copy_from_slice(&kr[r * t * ekv..][..t * ekv]);
         vp[..t * ekv].copy_from_slice(&vd[r * t * ekv..][..t * ekv]);
         for i in 0..s {
             let src = &blocked[(r * s + i) * t..][..t];
             allowed[i * tp..][..t].iter_mut().zip(src).for_each(|(a, &m)| *a = !m);
         }
         let scale = 1.0 / (hd as f32).sqrt();
-        let (qr, or) = (&qd[r * s * e..][..s * e], &mut out[r * s * e..][..s * e]);
-        dpbf16::attention_gqa(qr, &kp, &vp, shape, scale, Some(&allowed), or);
+        let (qrow, orow) = (&qr[r * s * e..][..s * e], &mut out[r * s * e..][..s * e]);
+        dpbf16::attention_gqa(qrow, &kp, &vp, shape, scale, Some(&allowed), orow);
     }
-    let t = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from([b, s, e])), DType::BF16);
-    Tensor::from_dispatch(dispatch_as(t, &origin))
+    let tensor = |data: Vec<bf16>, width: usize| {
+        let t = FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(Shape::from([b, s, width])), DType::BF16);
+        Tensor::from_dispatch(dispatch_as(t, &origin))
+    };
+    (tensor(out, e), tensor(kr, ekv))
 }
 
 /// [`crate::nn::LayerNorm`] over the last dimension of a bf16 flex tensor outside autodiff, in

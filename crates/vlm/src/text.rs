@@ -81,20 +81,16 @@ impl Attention {
         let q = self.q_proj.forward(x.clone(), adapters);
         let k = self.k_proj.forward(x.clone(), adapters);
         let v = self.v_proj.forward(x, adapters);
-        // A prompt (nothing cached before it) in bf16 on a CPU with AVX512-BF16: rotary on the
-        // token-major projections and our attention kernel, no head-major copies or mask
+        // A prompt (nothing cached before it) in bf16 on a CPU with AVX512-BF16: rotary and our
+        // attention kernel on the token-major projections, no head-major copies or mask
         // repeats. The cache still gets `[b, kv_heads, s, hd]` views.
         let empty_cache = cache.as_ref().is_none_or(|c| c.is_none());
-        if s > 1 && empty_cache && crate::cpu_bf16::text_attention_applies(&q, &k, &v, hd) {
-            let (cos, sin) = (cos.swap_dims(1, 2), sin.swap_dims(1, 2));
-            let q = apply_rotary(q.reshape([b, s, h, hd]), cos.clone(), sin.clone());
-            let k = apply_rotary(k.reshape([b, s, kvh, hd]), cos, sin);
-            let v = v.reshape([b, s, kvh, hd]);
+        if s > 1 && empty_cache && crate::cpu_bf16::text_attention_applies(&q, &k, &v, &cos, &sin, hd) {
+            let (out, k) = crate::cpu_bf16::text_attention(q, k, v.clone(), &cos, &sin, mask, h, kvh);
             if let Some(slot) = cache {
-                *slot = Some((k.clone().swap_dims(1, 2), v.clone().swap_dims(1, 2)));
+                let heads_first = |t: Tensor<3>| t.reshape([b, s, kvh, hd]).swap_dims(1, 2);
+                *slot = Some((heads_first(k), heads_first(v)));
             }
-            let (q, k, v) = (q.reshape([b, s, h * hd]), k.reshape([b, s, kvh * hd]), v.reshape([b, s, kvh * hd]));
-            let out = crate::cpu_bf16::text_attention(q, k, v, mask, h, kvh);
             return self.o_proj.forward(out, adapters);
         }
         let q = q.reshape([b, s, h, hd]).swap_dims(1, 2);

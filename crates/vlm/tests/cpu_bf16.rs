@@ -228,11 +228,14 @@ fn bf16_text_attention_matches_burn_attention_in_f32_with_gqa_and_masks() {
     use burn::tensor::{Bool, TensorData};
     use vldac_vlm::cpu_bf16::{text_attention, text_attention_applies};
     let dev = Device::flex();
-    // 2 rows, 9 keys (odd: the kernel pads one), 4 query heads over 2 key/value heads; row 1 has
+    // 2 rows, 71 keys (odd: the kernel pads one; two blocks of queries, the first skipping the
+    // keys after its last query), 4 query heads over 2 key/value heads; row 1 has
     // 3 left-padding tokens (a padding query sees only itself, as `Qwen2Vl::mask` builds it).
-    let (b, s, h, kvh, hd) = (2, 9, 4, 2, 16);
+    let (b, s, h, kvh, hd) = (2, 71, 4, 2, 16);
     let (q, k, v) = (random([b, s, h * hd], &dev), random([b, s, kvh * hd], &dev), random([b, s, kvh * hd], &dev));
-    if !text_attention_applies(&q, &k, &v, hd) {
+    let angles = Tensor::<4>::random([b, 1, s, hd], Distribution::Uniform(-3.0, 3.0), (&dev, DType::F32));
+    let (cos, sin) = (angles.clone().cos().cast(DType::BF16), angles.sin().cast(DType::BF16));
+    if !text_attention_applies(&q, &k, &v, &cos, &sin, hd) {
         eprintln!("skipped: this CPU has no AVX512-BF16, so the text attention kernel is not used");
         return;
     }
@@ -246,22 +249,32 @@ fn bf16_text_attention_matches_burn_attention_in_f32_with_gqa_and_masks() {
         }
     }
     let mask = Tensor::<4, Bool>::from_data(TensorData::new(blocked, [b, 1, s, s]), &dev);
-    let heads_first = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2).cast(DType::F32);
+    // The reference rotates in bf16 tensor ops (as the model's other path and transformers do),
+    // then attends in f32.
+    let heads_first = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2);
+    let rotated = |t: Tensor<3>, n: usize| {
+        vldac_vlm::vision::apply_rotary(heads_first(t, n), cos.clone(), sin.clone()).cast(DType::F32)
+    };
     // GQA reference: each key/value head repeated for its query heads (transformers' repeat_kv).
     let repeat = |t: Tensor<4>| t.unsqueeze_dim::<5>(2).expand([b, kvh, h / kvh, s, hd]).reshape([b, h, s, hd]);
     let want = attention(
-        heads_first(q.clone(), h),
-        repeat(heads_first(k.clone(), kvh)),
-        repeat(heads_first(v.clone(), kvh)),
+        rotated(q.clone(), h),
+        repeat(rotated(k.clone(), kvh)),
+        repeat(heads_first(v.clone(), kvh).cast(DType::F32)),
         Some(mask.clone().expand([b, h, s, s])),
         None,
         AttentionModuleOptions::default(),
     );
     let want: Tensor<3> = want.swap_dims(1, 2).reshape([b, s, h * hd]);
-    let got = text_attention(q, k, v, mask, h, kvh);
+    let want_k = vldac_vlm::vision::apply_rotary(heads_first(k.clone(), kvh), cos.clone(), sin.clone());
+    let (got, got_k) = text_attention(q, k, v, &cos, &sin, mask, h, kvh);
     assert_eq!(got.dtype(), DType::BF16);
     let e = rel_err(got, want, 0.05);
     assert!(e < 2e-2, "relative error {e}");
+    // The rotated keys (for the cache) are the bf16 tensor ops' values exactly.
+    let got_k = heads_first(got_k, kvh).cast(DType::F32).into_data().try_to_vec::<f32>().unwrap();
+    let want_k = want_k.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(got_k, want_k, "rotated keys differ from apply_rotary in bf16");
 }
 
 #[test]

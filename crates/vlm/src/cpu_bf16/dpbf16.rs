@@ -588,6 +588,12 @@ pub fn attention_gqa(
             let g = h / rep;
             let rows = QB.min(nq - i0);
             let (kb, vb) = (&kb[g * ksize..][..ksize], &vb[g * vsize..][..vsize]);
+            // Keys after the last one any of these queries may see (the causal mask's upper
+            // triangle: half the work over a prompt) are skipped, not computed and masked.
+            let nk = allowed.map_or(n, |a| {
+                let last = |r: usize| a[(i0 + r) * n..][..n].iter().rposition(|&ok| ok).map_or(0, |p| p + 1);
+                (0..rows).map(last).max().unwrap_or(0).next_multiple_of(2).min(n)
+            });
             sc[..rows * n].fill(0.0);
             o[..rows * hd_pad].fill(0.0);
             // SAFETY: `available()` was asserted; every pointer below stays inside its buffer:
@@ -595,32 +601,32 @@ pub fn attention_gqa(
             // probability rows (n each), the output rows (hd_pad each); this task alone writes
             // out's rows i0..i0 + rows of head h.
             unsafe {
-                for s in 0..kslices {
+                for s in 0..nk.div_ceil(NR) {
                     for r0 in (0..rows).step_by(MR) {
                         let a = q.as_ptr().add((i0 + r0) * e + h * hd).cast::<u32>();
                         let b = kb.as_ptr().add(s * (hd / 2) * NR);
                         let c = sc.as_mut_ptr().add(r0 * n + s * NR);
-                        block::<false>(MR.min(rows - r0), hd / 2, a, e / 2, b, c, n, NR.min(n - s * NR));
+                        block::<false>(MR.min(rows - r0), hd / 2, a, e / 2, b, c, n, NR.min(nk - s * NR));
                     }
                 }
                 if let Some(allowed) = allowed {
                     for r in 0..rows {
-                        let ok = &allowed[(i0 + r) * n..][..n];
-                        sc[r * n..][..n].iter_mut().zip(ok).filter(|(_, ok)| !**ok).for_each(|(s, _)| {
+                        let ok = &allowed[(i0 + r) * n..][..nk];
+                        sc[r * n..][..nk].iter_mut().zip(ok).filter(|(_, ok)| !**ok).for_each(|(s, _)| {
                             *s = f32::NEG_INFINITY;
                         });
                     }
                 }
                 let mut sums = [0f32; QB];
                 for (r, sum) in sums[..rows].iter_mut().enumerate() {
-                    *sum = softmax_row(&mut sc[r * n..][..n], &mut pr[r * n..][..n], scale);
+                    *sum = softmax_row(&mut sc[r * n..][..nk], &mut pr[r * n..][..nk], scale);
                 }
                 for s in 0..vslices {
                     for r0 in (0..rows).step_by(MR) {
                         let a = pr.as_ptr().add(r0 * n).cast::<u32>();
                         let b = vb.as_ptr().add(s * (n / 2) * NR);
                         let c = o.as_mut_ptr().add(r0 * hd_pad + s * NR);
-                        block::<false>(MR.min(rows - r0), n / 2, a, n / 2, b, c, hd_pad, NR.min(hd - s * NR));
+                        block::<false>(MR.min(rows - r0), nk / 2, a, n / 2, b, c, hd_pad, NR.min(hd - s * NR));
                     }
                 }
                 for (r, &sum) in sums[..rows].iter().enumerate() {
