@@ -93,15 +93,12 @@ pub fn try_matmul_then<const D: usize>(
     }
     let t = if f32_out {
         if !rounded {
-            out.par_chunks_mut(4096)
-                .for_each(|c| c.iter_mut().for_each(|v| *v = f32::from_bits(u32::from(round_bits(*v)) << 16)));
+            out.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|v| *v = round_f32(*v)));
         }
         FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(op.out_shape(0)), DType::F32)
     } else {
         let mut o = vec![bf16::ZERO; out.len()];
-        o.par_chunks_mut(4096).zip(out.par_chunks(4096)).for_each(|(d, s)| {
-            d.iter_mut().zip(s).for_each(|(d, &s)| *d = bf16::from_bits(round_bits(s)));
-        });
+        round_into(&mut o, &out);
         SCRATCH.with(|s| *s.borrow_mut() = out);
         FlexTensor::new(Bytes::from_elems(o), Layout::contiguous(op.out_shape(0)), DType::BF16)
     };
@@ -127,11 +124,10 @@ pub fn try_swiglu<const D: usize>(x: Tensor<D>, gate: &Tensor<2>, up: &Tensor<2>
     op.sums(1, &mut u, false);
     let mut o = vec![bf16::ZERO; g.len()];
     o.par_chunks_mut(4096).zip(g.par_chunks_mut(4096)).zip(u.par_chunks(4096)).for_each(|((o, g), u)| {
-        g.iter_mut().for_each(|v| *v = widen(bf16::from_bits(round_bits(*v))));
+        g.iter_mut().for_each(|v| *v = round_f32(*v));
         silu_in_place(g);
         for ((o, &g), &u) in o.iter_mut().zip(g.iter()).zip(u) {
-            let s = widen(bf16::from_bits(round_bits(g)));
-            *o = bf16::from_bits(round_bits(s * widen(bf16::from_bits(round_bits(u)))));
+            *o = to_bf16(round_f32(g) * round_f32(u));
         }
     });
     SCRATCH.with(|s| *s.borrow_mut() = g);
@@ -462,11 +458,10 @@ pub fn text_attention(
         let f = flex_for(t.clone(), &origin).expect("text_attention_applies").to_contiguous();
         match f.dtype() {
             DType::BF16 => f.as_slice::<bf16>().expect("bf16").iter().map(|&v| widen(v)).collect(),
-            _ => f.as_slice::<f32>().expect("f32").iter().map(|&v| widen(bf16::from_bits(round_bits(v)))).collect(),
+            _ => f.as_slice::<f32>().expect("f32").iter().map(|&v| round_f32(v)).collect(),
         }
     };
     let (ct, st) = (table(cos), table(sin));
-    let round = |v: f32| widen(bf16::from_bits(round_bits(v)));
     let half = hd / 2;
     // Rotates the token-major rows of `src` (`width` = heads * hd each) into `dst`.
     let rotate = |src: &[bf16], dst: &mut [bf16], width: usize| {
@@ -475,7 +470,7 @@ pub fn text_attention(
             for (dh, xh) in d.chunks_mut(hd).zip(x.chunks(hd)) {
                 for i in 0..hd {
                     let rot = if i < half { -widen(xh[i + half]) } else { widen(xh[i - half]) };
-                    dh[i] = bf16::from_bits(round_bits(round(widen(xh[i]) * c[i]) + round(rot * sn[i])));
+                    dh[i] = to_bf16(round_f32(widen(xh[i]) * c[i]) + round_f32(rot * sn[i]));
                 }
             }
         });
@@ -542,7 +537,7 @@ pub fn try_rms_norm<const D: usize>(x: Tensor<D>, weight: &Tensor<1>, eps: f64) 
         let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
         let inv = 1.0 / (ms + eps as f32).sqrt();
         for ((o, &v), &w) in o.iter_mut().zip(row.iter()).zip(&p[0]) {
-            *o = bf16::from_bits(round_bits(widen(bf16::from_bits(round_bits(v * inv))) * w));
+            *o = to_bf16(round_f32(v * inv) * w);
         }
     })
 }
@@ -762,9 +757,7 @@ pub(crate) fn as_bf16(g: FlexTensor) -> FlexTensor {
         other => unreachable!("gradient of a bf16 product in {other:?}"),
     };
     let mut v = vec![bf16::ZERO; src.len()];
-    v.par_chunks_mut(4096).zip(src.par_chunks(4096)).for_each(|(d, s)| {
-        d.iter_mut().zip(s).for_each(|(d, &s)| *d = bf16::from_bits(round_bits(s)));
-    });
+    round_into(&mut v, src);
     FlexTensor::new(
         burn::tensor::Bytes::from_elems(v),
         burn::backend::flex::Layout::contiguous(burn::tensor::Shape::from(dims)),
@@ -775,6 +768,26 @@ pub(crate) fn as_bf16(g: FlexTensor) -> FlexTensor {
 #[inline(always)]
 fn widen(v: bf16) -> f32 {
     f32::from_bits(u32::from(v.to_bits()) << 16)
+}
+
+/// f32 -> bf16, round to nearest even ([`round_bits`]).
+#[inline(always)]
+fn to_bf16(f: f32) -> bf16 {
+    bf16::from_bits(round_bits(f))
+}
+
+/// `f` rounded to the nearest bf16 value, kept in f32 (where torch's bf16 ops round between
+/// steps that we fuse).
+#[inline(always)]
+fn round_f32(f: f32) -> f32 {
+    widen(to_bf16(f))
+}
+
+/// `dst = bf16(src)`, in parallel.
+fn round_into(dst: &mut [bf16], src: &[f32]) {
+    dst.par_chunks_mut(4096).zip(src.par_chunks(4096)).for_each(|(d, s)| {
+        d.iter_mut().zip(s).for_each(|(d, &s)| *d = to_bf16(s));
+    });
 }
 
 /// f32 -> bf16 bits, round to nearest even (NaN stays NaN), branch-free so it vectorises.

@@ -203,25 +203,35 @@ fn greedy_generation_matches_transformers_single_and_batched() {
     }
 }
 
-#[test]
-fn kv_cache_decoding_equals_full_recompute() {
-    let model = Qwen2Vl::from_dir(&fixtures().join("tiny_a"), &dev()).unwrap();
+/// Sampled generation with the KV cache against a full recompute of the same tokens (`score`):
+/// per row, the largest log-prob difference; and the last prompt hidden state's difference.
+fn cached_vs_full(model: &Qwen2Vl) -> (Vec<f32>, f32) {
     let (r, _) = load_reference("tiny_a");
     let prompts: Vec<Prompt> = ["two_images", "text_only"].iter().map(|n| reference_prompt(&r, n)).collect();
     // Sampled (not greedy) so the continuation differs from the fixtures' greedy path.
     let cfg =
         GenerateConfig { max_new_tokens: 12, temperature: 1.0, top_k: 50, top_p: 0.95, seed: 7, ..Default::default() };
-    let g = generate(&model, &prompts, &cfg, 0, true).unwrap();
-    let full = score(&model, &prompts, &g.tokens, 0, true).unwrap();
+    let g = generate(model, &prompts, &cfg, 0, true).unwrap();
+    let full = score(model, &prompts, &g.tokens, 0, true).unwrap();
     let lp = to_vec(full.token_logprobs);
     let r_max = g.tokens.iter().map(|t| t.len()).max().unwrap();
-    for (row, toks) in g.tokens.iter().enumerate() {
-        let want = &lp[row * r_max..row * r_max + toks.len()];
-        let d = max_abs_diff(&g.logprobs[row], want);
+    let rows = g
+        .tokens
+        .iter()
+        .enumerate()
+        .map(|(row, toks)| max_abs_diff(&g.logprobs[row], &lp[row * r_max..row * r_max + toks.len()]))
+        .collect();
+    (rows, max_abs_diff(&to_vec(g.last_prompt_hidden), &to_vec(full.last_prompt_hidden)))
+}
+
+#[test]
+fn kv_cache_decoding_equals_full_recompute() {
+    let model = Qwen2Vl::from_dir(&fixtures().join("tiny_a"), &dev()).unwrap();
+    let (rows, hidden) = cached_vs_full(&model);
+    for (row, d) in rows.into_iter().enumerate() {
         assert!(d < 1e-4, "row {row}: cached vs full log-probs differ by {d}");
     }
-    let d = max_abs_diff(&to_vec(g.last_prompt_hidden), &to_vec(full.last_prompt_hidden));
-    assert!(d < 1e-5, "last prompt hidden differs by {d}");
+    assert!(hidden < 1e-5, "last prompt hidden differs by {hidden}");
 }
 
 /// The same in bf16, where the prompt goes through the fused CPU kernels (token-major rotary and
@@ -230,17 +240,7 @@ fn kv_cache_decoding_equals_full_recompute() {
 #[test]
 fn bf16_kv_cache_decoding_tracks_full_recompute() {
     let model = Qwen2Vl::from_dir_as(&fixtures().join("tiny_a"), &dev(), burn::tensor::DType::BF16).unwrap();
-    let (r, _) = load_reference("tiny_a");
-    let prompts: Vec<Prompt> = ["two_images", "text_only"].iter().map(|n| reference_prompt(&r, n)).collect();
-    let cfg =
-        GenerateConfig { max_new_tokens: 12, temperature: 1.0, top_k: 50, top_p: 0.95, seed: 7, ..Default::default() };
-    let g = generate(&model, &prompts, &cfg, 0, true).unwrap();
-    let full = score(&model, &prompts, &g.tokens, 0, true).unwrap();
-    let lp = to_vec(full.token_logprobs);
-    let r_max = g.tokens.iter().map(|t| t.len()).max().unwrap();
-    for (row, toks) in g.tokens.iter().enumerate() {
-        let want = &lp[row * r_max..row * r_max + toks.len()];
-        let d = max_abs_diff(&g.logprobs[row], want);
+    for (row, d) in cached_vs_full(&model).0.into_iter().enumerate() {
         eprintln!("bf16 row {row}: cached vs full log-probs differ by at most {d:.4}");
         assert!(d < 0.05, "row {row}: bf16 cached vs full log-probs differ by {d}");
     }

@@ -256,7 +256,7 @@ fn transposed(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared,
             for i in 0..m {
                 // SAFETY: row i's columns t * JB..j1 of the m x n output: this task's only.
                 let part = unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(i * n + t * JB), j1 - t * JB) };
-                part.iter_mut().for_each(|v| *v = super::widen(bf16::from_bits(super::round_bits(*v))));
+                part.iter_mut().for_each(|v| *v = super::round_f32(*v));
             }
         }
     });

@@ -15,7 +15,7 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use rayon::prelude::*;
 
-use super::{round_bits, widen};
+use super::{round_f32 as round, to_bf16, widen};
 
 type Ad = Autodiff<Flex>;
 type AdTensor = <Ad as BackendTypes>::FloatTensorPrimitive;
@@ -23,17 +23,13 @@ type AdTensor = <Ad as BackendTypes>::FloatTensorPrimitive;
 /// Elements per parallel chunk (f32 scratch of this size stays in L1/L2).
 const CHUNK: usize = 4096;
 
-fn round(v: f32) -> f32 {
-    widen(bf16::from_bits(round_bits(v)))
-}
-
 /// `out = bf16(bf16(silu(g)) * u)`.
 pub(super) fn forward(g: &[bf16], u: &[bf16], out: &mut [bf16]) {
     out.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(u.par_chunks(CHUNK)).for_each(|((o, g), u)| {
         let mut s: Vec<f32> = g.iter().map(|&v| widen(v)).collect();
         super::silu_in_place(&mut s);
         for ((o, &s), &u) in o.iter_mut().zip(&s).zip(u) {
-            *o = bf16::from_bits(round_bits(round(s) * widen(u)));
+            *o = to_bf16(round(s) * widen(u));
         }
     });
 }
@@ -51,9 +47,9 @@ pub(super) fn backward(g: &[bf16], u: &[bf16], dy: &[bf16]) -> (Vec<bf16>, Vec<b
                 let (x, s, d) = (widen(g[i]), sig[i], widen(dy[i]));
                 // The product's gradients: into silu(g) (rounded) and into u.
                 let ds = round(d * widen(u[i]));
-                du[i] = bf16::from_bits(round_bits(d * round(x * s)));
+                du[i] = to_bf16(d * round(x * s));
                 // SiLU's: sigmoid(x) (1 + x (1 - sigmoid(x))).
-                dg[i] = bf16::from_bits(round_bits(ds * s * (1.0 + x * (1.0 - s))));
+                dg[i] = to_bf16(ds * s * (1.0 + x * (1.0 - s)));
             }
         });
     (dg, du)
