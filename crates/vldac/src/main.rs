@@ -69,6 +69,9 @@ pub(crate) fn stderr_line(line: &str) {
 }
 
 fn main() {
+    // Before anything allocates: burn's freed CPU tensors are reused instead of page-faulted in
+    // again (vldac_vlm::host_alloc; MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ override).
+    vldac_vlm::host_alloc::keep_freed_memory();
     if let Err(e) = run() {
         stderr_line(&format!("error: {e:#}"));
         std::process::exit(1);

@@ -11,6 +11,7 @@ pub mod cpu_bf16;
 pub mod device;
 pub mod error;
 pub mod hf_files;
+pub mod host_alloc;
 pub mod image_proc;
 pub mod model;
 pub mod nn;

@@ -188,16 +188,11 @@ unsafe fn stream_micro<const R: usize>(
 ) {
     let cols = 32.min(n - j);
     let mask: __mmask32 = if cols == 32 { u32::MAX } else { (1u32 << cols) - 1 };
-    // Word i of the low result is row 0's column i / 2 (even i) or row 1's (odd i); the high
-    // result continues at column 16.
-    let lo_idx: [i16; 32] = std::array::from_fn(|i| ((i / 2) + 32 * (i % 2)) as i16);
-    let hi_idx: [i16; 32] = std::array::from_fn(|i| (16 + (i / 2) + 32 * (i % 2)) as i16);
+    let (lo_idx, hi_idx) = pair_interleave();
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     // SAFETY: W rows 2 pb .. 2 pe and x's R rows are in bounds (caller); loads past `cols` are
     // masked off; c covers R rows of `cols` f32 at stride n.
     unsafe {
-        let lo_idx = _mm512_loadu_si512(lo_idx.as_ptr().cast());
-        let hi_idx = _mm512_loadu_si512(hi_idx.as_ptr().cast());
         for p in pb..pe {
             // The same columns of the next block's rows: W is read in row order one block ahead,
             // which the hardware prefetcher does not do for this many strided streams.
@@ -319,23 +314,52 @@ unsafe fn pack(
     kp: usize,
 ) {
     let slices = cols.div_ceil(NR);
-    for s in 0..slices {
-        let dst = &mut buf[s * kp * NR..][..kp * NR];
-        let c0 = s * NR;
-        let width = NR.min(cols - c0);
-        match layout {
-            WeightLayout::InOut => {
-                for p in 0..kp {
-                    let r0 = &w[(2 * (p0 + p)) * ld + j0 + c0..][..width];
-                    let r1 = &w[(2 * (p0 + p) + 1) * ld + j0 + c0..][..width];
-                    let d = &mut dst[p * NR..][..NR];
-                    for ((d, &a), &b) in d.iter_mut().zip(r0).zip(r1) {
-                        *d = u32::from(a.to_bits()) | (u32::from(b.to_bits()) << 16);
+    assert!(buf.len() >= slices * kp * NR, "pack buffer of {} words for {slices} x {kp} x {NR}", buf.len());
+    match layout {
+        WeightLayout::InOut => {
+            // Row by row, all of this task's columns at once: a big weight comes from memory,
+            // and these loads (each row's `cols` contiguous) are what the packing waits on.
+            // Two rows' 32 columns interleave into two registers of words by two `vpermt2w`;
+            // masked loads leave the words past `cols` zero and read nothing beyond them.
+            let last = (2 * (p0 + kp) - 1) * ld + j0 + cols;
+            assert!(last <= w.len(), "pack reads {last} of {} weights", w.len());
+            let (lo_idx, hi_idx) = pair_interleave();
+            for p in 0..kp {
+                // SAFETY: rows 2 (p0 + p) and the next, columns j0 .. j0 + cols, are in bounds
+                // (asserted above; the prefetch hint may point past them, which is harmless);
+                // `buf` holds slices x kp x NR words (asserted).
+                unsafe {
+                    let r0 = w.as_ptr().add((2 * (p0 + p)) * ld + j0).cast::<i16>();
+                    let r1 = r0.add(ld);
+                    if p + PACK_AHEAD < kp {
+                        for l in (0..cols).step_by(32) {
+                            _mm_prefetch::<_MM_HINT_T0>(r0.wrapping_add(2 * PACK_AHEAD * ld + l).cast::<i8>());
+                            _mm_prefetch::<_MM_HINT_T0>(r1.wrapping_add(2 * PACK_AHEAD * ld + l).cast::<i8>());
+                        }
                     }
-                    d[width..].fill(0);
+                    for c in (0..cols).step_by(32) {
+                        let n = (cols - c).min(32);
+                        let mask: __mmask32 = if n == 32 { u32::MAX } else { (1u32 << n) - 1 };
+                        let a = _mm512_maskz_loadu_epi16(mask, r0.add(c));
+                        let b = _mm512_maskz_loadu_epi16(mask, r1.add(c));
+                        let d = buf.as_mut_ptr().add((c / NR) * kp * NR + p * NR + c % NR).cast::<__m512i>();
+                        _mm512_storeu_si512(d, _mm512_permutex2var_epi16(a, lo_idx, b));
+                        _mm512_storeu_si512(d.add(1), _mm512_permutex2var_epi16(a, hi_idx, b));
+                    }
+                    // The last slice's columns past `cols`, in whole registers of 16 words.
+                    let tail = cols.next_multiple_of(32);
+                    for c in (tail..slices * NR).step_by(16) {
+                        let d = buf.as_mut_ptr().add((c / NR) * kp * NR + p * NR + c % NR);
+                        _mm512_storeu_si512(d.cast(), _mm512_setzero_si512());
+                    }
                 }
             }
-            WeightLayout::OutIn => {
+        }
+        WeightLayout::OutIn => {
+            for s in 0..slices {
+                let dst = &mut buf[s * kp * NR..][..kp * NR];
+                let c0 = s * NR;
+                let width = NR.min(cols - c0);
                 if width < NR {
                     dst.fill(0);
                 }
@@ -349,6 +373,9 @@ unsafe fn pack(
         }
     }
 }
+
+/// Pairs of W rows [`pack`] fetches ahead of the pair it interleaves.
+const PACK_AHEAD: usize = 4;
 
 /// Adds `a[rows x kp pairs] @ panel[kp x NR]` to `c` at `c[r * ldc + col]`, or stores it at
 /// `c[col * ldc + r]` when `T` (transposed: the caller passes all of `k` at once), for the first
@@ -434,6 +461,18 @@ unsafe fn micro<const R: usize, const T: bool>(
             }
         }
     }
+}
+
+/// `vpermt2w` indices that interleave two rows of 32 bf16 `(a, b)` into words `a[c] | b[c] << 16`:
+/// the first for columns 0..16, the second for 16..32 (word i of the first is `a`'s element
+/// i / 2 for even i, `b`'s for odd i).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn pair_interleave() -> (__m512i, __m512i) {
+    let lo: [i16; 32] = std::array::from_fn(|i| ((i / 2) + 32 * (i % 2)) as i16);
+    let hi: [i16; 32] = std::array::from_fn(|i| (16 + (i / 2) + 32 * (i % 2)) as i16);
+    // SAFETY: both arrays are 64 bytes; unaligned loads.
+    unsafe { (_mm512_loadu_si512(lo.as_ptr().cast()), _mm512_loadu_si512(hi.as_ptr().cast())) }
 }
 
 #[inline(always)]
