@@ -34,12 +34,14 @@ const DOT_M: usize = 16;
 const DOT_R: usize = 6;
 const DOT_J: usize = 4;
 
-/// Whether this CPU has the instructions (AVX512-BF16 and the BW loads/masks).
+/// Whether this CPU has the instructions (AVX512-BF16, the BW loads/masks and VL's 256-bit masked
+/// stores; every CPU with AVX512-BF16 so far has all three).
 pub fn available() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| {
         std::arch::is_x86_feature_detected!("avx512bf16")
             && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
             && std::arch::is_x86_feature_detected!("avx512f")
     })
 }
@@ -243,7 +245,7 @@ fn transposed(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared,
                     let a = w.as_ptr().add(r0 * k).cast::<u32>();
                     let b = xb.as_ptr().add(s * kp * NR);
                     let c = dst.ptr().add(s * NR * n + r0);
-                    block::<true>(MR.min(j1 - r0), kp, a, kp, b, c, n, NR.min(m - s * NR));
+                    block::<STORE_T>(MR.min(j1 - r0), kp, a, kp, b, c, n, NR.min(m - s * NR));
                 }
             }
         }
@@ -288,7 +290,7 @@ fn panels(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, layout: WeightLa
                             for r0 in (i0..i1).step_by(MR) {
                                 let a = x.as_ptr().add(r0 * k + 2 * p0).cast::<u32>();
                                 let c = dst.ptr().add(r0 * n + j0 + s * NR);
-                                block::<false>(MR.min(i1 - r0), kp, a, k / 2, panel, c, n, c_cols);
+                                block::<ADD>(MR.min(i1 - r0), kp, a, k / 2, panel, c, n, c_cols);
                             }
                         }
                     }
@@ -377,12 +379,19 @@ unsafe fn pack(
 /// Pairs of W rows [`pack`] fetches ahead of the pair it interleaves.
 const PACK_AHEAD: usize = 4;
 
-/// Adds `a[rows x kp pairs] @ panel[kp x NR]` to `c` at `c[r * ldc + col]`, or stores it at
-/// `c[col * ldc + r]` when `T` (transposed: the caller passes all of `k` at once), for the first
-/// `cols` columns.
+/// How a block's sums reach `c`: added to it (`c[r * ldc + col] += sum`), stored
+/// (`c[r * ldc + col] = sum`: the caller passes all of `k` at once) or stored transposed
+/// (`c[col * ldc + r] = sum`, likewise).
+const ADD: u8 = 0;
+const STORE: u8 = 1;
+const STORE_T: u8 = 2;
+
+/// `a[rows x kp pairs] @ panel[kp x NR]` into `c` as `MODE` says, for the first `cols` columns;
+/// only the 16-lane registers that hold those columns are computed (a 16-wide tail, like the
+/// last 16 of the vision tower's head size 80, costs a quarter of a full block).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn block<const T: bool>(
+unsafe fn block<const MODE: u8>(
     rows: usize,
     kp: usize,
     a: *const u32,
@@ -392,23 +401,26 @@ unsafe fn block<const T: bool>(
     ldc: usize,
     cols: usize,
 ) {
-    // SAFETY (all arms): forwarded from the caller.
-    unsafe {
-        match rows {
-            6 => micro::<6, T>(kp, a, lda, b, c, ldc, cols),
-            5 => micro::<5, T>(kp, a, lda, b, c, ldc, cols),
-            4 => micro::<4, T>(kp, a, lda, b, c, ldc, cols),
-            3 => micro::<3, T>(kp, a, lda, b, c, ldc, cols),
-            2 => micro::<2, T>(kp, a, lda, b, c, ldc, cols),
-            1 => micro::<1, T>(kp, a, lda, b, c, ldc, cols),
-            _ => unreachable!("block rows {rows} > MR"),
-        }
+    macro_rules! arms {
+        ($($r:literal)*) => {
+            match (rows, cols.div_ceil(16)) {
+                (_, 0) => {}
+                $(($r, 1) => micro::<$r, 1, MODE>(kp, a, lda, b, c, ldc, cols),
+                  ($r, 2) => micro::<$r, 2, MODE>(kp, a, lda, b, c, ldc, cols),
+                  ($r, 3) => micro::<$r, 3, MODE>(kp, a, lda, b, c, ldc, cols),
+                  ($r, 4) => micro::<$r, 4, MODE>(kp, a, lda, b, c, ldc, cols),)*
+                _ => unreachable!("block {rows} x {cols} > {MR} x {NR}"),
+            }
+        };
     }
+    // SAFETY (all arms): forwarded from the caller.
+    unsafe { arms!(1 2 3 4 5 6) }
 }
 
+/// The `R x 16 Q` microkernel: `R x Q` accumulators, `Q` panel loads and `R` broadcasts per pair.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn micro<const R: usize, const T: bool>(
+unsafe fn micro<const R: usize, const Q: usize, const MODE: u8>(
     kp: usize,
     a: *const u32,
     lda: usize,
@@ -417,25 +429,25 @@ unsafe fn micro<const R: usize, const T: bool>(
     ldc: usize,
     cols: usize,
 ) {
-    let mut acc = [[_mm512_setzero_ps(); 4]; R];
+    let mut acc = [[_mm512_setzero_ps(); Q]; R];
     // SAFETY: a covers R rows of kp pairs (row stride lda), b covers kp x NR words, c covers the
     // R x cols outputs at the strides above; loads are unaligned.
     unsafe {
         // The sums are added to `c` only after the loop; fetching its lines now hides a miss
         // (a large output is read once per KP block and does not stay in cache).
-        if !T {
+        if MODE == ADD {
             for r in 0..R {
-                for q in 0..cols.div_ceil(16) {
+                for q in 0..Q {
                     _mm_prefetch::<_MM_HINT_T0>(c.add(r * ldc + q * 16).cast::<i8>());
                 }
             }
         }
         for p in 0..kp {
             let bp = b.add(p * NR).cast::<__m512i>();
-            let bv: [__m512bh; 4] = std::array::from_fn(|q| as_bh(_mm512_loadu_si512(bp.add(q))));
+            let bv: [__m512bh; Q] = std::array::from_fn(|q| as_bh(_mm512_loadu_si512(bp.add(q))));
             for (r, acc) in acc.iter_mut().enumerate() {
                 let av = as_bh(_mm512_set1_epi32(a.add(r * lda + p).read_unaligned() as i32));
-                for q in 0..4 {
+                for q in 0..Q {
                     acc[q] = _mm512_dpbf16_ps(acc[q], bv[q], av);
                 }
             }
@@ -446,7 +458,7 @@ unsafe fn micro<const R: usize, const T: bool>(
                 if lanes == 0 {
                     break;
                 }
-                if T {
+                if MODE == STORE_T {
                     let mut lane = [0f32; 16];
                     _mm512_storeu_ps(lane.as_mut_ptr(), v);
                     for (l, &v) in lane[..lanes].iter().enumerate() {
@@ -456,8 +468,8 @@ unsafe fn micro<const R: usize, const T: bool>(
                 }
                 let mask: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
                 let cp = c.add(r * ldc + q * 16);
-                let old = _mm512_maskz_loadu_ps(mask, cp);
-                _mm512_mask_storeu_ps(cp, mask, _mm512_add_ps(old, v));
+                let v = if MODE == ADD { _mm512_add_ps(_mm512_maskz_loadu_ps(mask, cp), v) } else { v };
+                _mm512_mask_storeu_ps(cp, mask, v);
             }
         }
     }
@@ -633,8 +645,8 @@ pub fn attention_gqa(
                 let last = |r: usize| a[(i0 + r) * n..][..n].iter().rposition(|&ok| ok).map_or(0, |p| p + 1);
                 (0..rows).map(last).max().unwrap_or(0).next_multiple_of(2).min(n)
             });
-            sc[..rows * n].fill(0.0);
-            o[..rows * hd_pad].fill(0.0);
+            // Both products take all of their `k` in one block and store their sums, so neither
+            // buffer is zeroed first (scores past `nk` and columns past `hd` are never read).
             // SAFETY: `available()` was asserted; every pointer below stays inside its buffer:
             // q rows i0..i0 + rows (hd each, stride e), the packed K/V of head g, the score and
             // probability rows (n each), the output rows (hd_pad each); this task alone writes
@@ -645,7 +657,7 @@ pub fn attention_gqa(
                         let a = q.as_ptr().add((i0 + r0) * e + h * hd).cast::<u32>();
                         let b = kb.as_ptr().add(s * (hd / 2) * NR);
                         let c = sc.as_mut_ptr().add(r0 * n + s * NR);
-                        block::<false>(MR.min(rows - r0), hd / 2, a, e / 2, b, c, n, NR.min(nk - s * NR));
+                        block::<STORE>(MR.min(rows - r0), hd / 2, a, e / 2, b, c, n, NR.min(nk - s * NR));
                     }
                 }
                 if let Some(allowed) = allowed {
@@ -665,19 +677,35 @@ pub fn attention_gqa(
                         let a = pr.as_ptr().add(r0 * n).cast::<u32>();
                         let b = vb.as_ptr().add(s * (n / 2) * NR);
                         let c = o.as_mut_ptr().add(r0 * hd_pad + s * NR);
-                        block::<false>(MR.min(rows - r0), nk / 2, a, n / 2, b, c, hd_pad, NR.min(hd - s * NR));
+                        block::<STORE>(MR.min(rows - r0), nk / 2, a, n / 2, b, c, hd_pad, NR.min(hd - s * NR));
                     }
                 }
                 for (r, &sum) in sums[..rows].iter().enumerate() {
                     let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
-                    let row = dst.ptr().add((i0 + r) * e + h * hd);
-                    for d in 0..hd {
-                        *row.add(d) = bf16::from_f32(o[r * hd_pad + d] * inv);
-                    }
+                    scale_to_bf16(&o[r * hd_pad..][..hd], inv, dst.ptr().add((i0 + r) * e + h * hd));
                 }
             }
         },
     );
+}
+
+/// `out[i] = bf16(x[i] * f)`, rounded to nearest even, 16 lanes at a time.
+///
+/// # Safety
+/// The CPU has [`available`]'s features; `out` holds `x.len()` values.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+unsafe fn scale_to_bf16(x: &[f32], f: f32, out: *mut bf16) {
+    let fv = _mm512_set1_ps(f);
+    for i in (0..x.len()).step_by(16) {
+        let lanes = (x.len() - i).min(16);
+        let mask: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
+        // SAFETY: masked loads and stores of lanes i..i + lanes < x.len() (caller: out as long).
+        unsafe {
+            let y = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x.as_ptr().add(i)), fv);
+            let b: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(y));
+            _mm256_mask_storeu_epi16(out.add(i).cast::<i16>(), mask, b);
+        }
+    }
 }
 
 /// The bf16 output shared by tasks that write disjoint rows of it.
@@ -694,7 +722,7 @@ impl SharedBf16 {
 
 /// `p = bf16(exp(scale s - max))` over a row of scores; returns the f32 sum of the exponentials
 /// (0, with every `p` 0, for a row whose scores are all minus infinity).
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
 unsafe fn softmax_row(s: &mut [f32], p: &mut [bf16], scale: f32) -> f32 {
     let n = s.len();
     let full = n / 16 * 16;
