@@ -26,6 +26,8 @@ const KP: usize = 128;
 /// Rows per pass over a packed panel, so the activation block (`MC x 2 KP` bf16 = 256 KiB) stays
 /// in L2 while the panel is reused.
 const MC: usize = 512;
+/// Bytes of a [`panels`] task's f32 outputs that should stay in L2 between blocks of `k`.
+const C_BYTES: usize = 512 << 10;
 /// Up to this many rows a `[n, k]` weight is dotted in place rather than transposed into panels
 /// (and a `[k, n]` one streamed rather than packed).
 const DOT_M: usize = 16;
@@ -104,6 +106,12 @@ pub(super) fn matmul_rounding(
         add_bias(out, false);
         return round;
     }
+    if k > 0 && layout == WeightLayout::InOut && m > DOT_M {
+        // The first block of `k` stores its sums plus the bias: no fill pass first.
+        let bias: Option<Vec<f32>> = bias.map(|b| b.iter().map(|v| v.to_f32()).collect());
+        panels(x, m, k, w, n, layout, bias.as_deref(), Shared(out.as_mut_ptr()));
+        return false;
+    }
     add_bias(out, true);
     if k == 0 {
         return false;
@@ -111,9 +119,8 @@ pub(super) fn matmul_rounding(
     let dst = Shared(out.as_mut_ptr());
     match layout {
         WeightLayout::OutIn if m <= DOT_M => dots_out_in(x, m, k, w, n, dst),
-        WeightLayout::OutIn => unreachable!("taken above"),
         WeightLayout::InOut if m <= DOT_M => stream_in_out(x, m, k, w, n, out),
-        WeightLayout::InOut => panels(x, m, k, w, n, layout, dst),
+        _ => unreachable!("taken above"),
     }
     false
 }
@@ -245,7 +252,7 @@ fn transposed(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared,
                     let a = w.as_ptr().add(r0 * k).cast::<u32>();
                     let b = xb.as_ptr().add(s * kp * NR);
                     let c = dst.ptr().add(s * NR * n + r0);
-                    block::<STORE_T>(MR.min(j1 - r0), kp, a, kp, b, c, n, NR.min(m - s * NR));
+                    block::<STORE_T>(MR.min(j1 - r0), kp, a, kp, b, c, n, NR.min(m - s * NR), std::ptr::null());
                 }
             }
         }
@@ -260,11 +267,25 @@ fn transposed(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared,
 }
 
 /// Column panels spread over rayon's pool; each task packs `KP` pairs of its columns at a time
-/// and runs the microkernel over every row block.
-fn panels(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, layout: WeightLayout, dst: Shared) {
-    // Enough panels for every thread to get several (balance), each a whole number of NR.
+/// and runs the microkernel over every row block, storing `sums + bias` for the first block of
+/// `k` and adding the later ones.
+#[allow(clippy::too_many_arguments)]
+fn panels(
+    x: &[bf16],
+    m: usize,
+    k: usize,
+    w: &[bf16],
+    n: usize,
+    layout: WeightLayout,
+    bias: Option<&[f32]>,
+    dst: Shared,
+) {
+    // Enough panels for every thread to get several (balance), each a whole number of NR, and
+    // narrow enough that a task's outputs (m x nb f32, revisited once per block of k) stay in L2:
+    // at the vision tower's 1,024 rows, 256 columns (1 MiB) spilled every pass.
     let threads = rayon::current_num_threads().max(1);
-    let nb = n.div_ceil(threads * 4).next_multiple_of(NR).clamp(NR, 4 * NR);
+    let fit = (C_BYTES / (4 * m.max(1))) / NR * NR;
+    let nb = n.div_ceil(threads * 4).next_multiple_of(NR).clamp(NR, 4 * NR).min(fit.max(NR));
     (0..n.div_ceil(nb)).into_par_iter().for_each_init(
         || vec![0u32; KP * nb],
         |buf, t| {
@@ -287,10 +308,16 @@ fn panels(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, layout: WeightLa
                         for s in 0..cols.div_ceil(NR) {
                             let panel = buf.as_ptr().add(s * kp * NR);
                             let c_cols = NR.min(cols - s * NR);
+                            let bias = bias.map_or(std::ptr::null(), |b| b.as_ptr().add(j0 + s * NR));
                             for r0 in (i0..i1).step_by(MR) {
                                 let a = x.as_ptr().add(r0 * k + 2 * p0).cast::<u32>();
                                 let c = dst.ptr().add(r0 * n + j0 + s * NR);
-                                block::<ADD>(MR.min(i1 - r0), kp, a, k / 2, panel, c, n, c_cols);
+                                let rows = MR.min(i1 - r0);
+                                if p0 == 0 {
+                                    block::<STORE>(rows, kp, a, k / 2, panel, c, n, c_cols, bias);
+                                } else {
+                                    block::<ADD>(rows, kp, a, k / 2, panel, c, n, c_cols, bias);
+                                }
                             }
                         }
                     }
@@ -400,15 +427,16 @@ unsafe fn block<const MODE: u8>(
     c: *mut f32,
     ldc: usize,
     cols: usize,
+    bias: *const f32,
 ) {
     macro_rules! arms {
         ($($r:literal)*) => {
             match (rows, cols.div_ceil(16)) {
                 (_, 0) => {}
-                $(($r, 1) => micro::<$r, 1, MODE>(kp, a, lda, b, c, ldc, cols),
-                  ($r, 2) => micro::<$r, 2, MODE>(kp, a, lda, b, c, ldc, cols),
-                  ($r, 3) => micro::<$r, 3, MODE>(kp, a, lda, b, c, ldc, cols),
-                  ($r, 4) => micro::<$r, 4, MODE>(kp, a, lda, b, c, ldc, cols),)*
+                $(($r, 1) => micro::<$r, 1, MODE>(kp, a, lda, b, c, ldc, cols, bias),
+                  ($r, 2) => micro::<$r, 2, MODE>(kp, a, lda, b, c, ldc, cols, bias),
+                  ($r, 3) => micro::<$r, 3, MODE>(kp, a, lda, b, c, ldc, cols, bias),
+                  ($r, 4) => micro::<$r, 4, MODE>(kp, a, lda, b, c, ldc, cols, bias),)*
                 _ => unreachable!("block {rows} x {cols} > {MR} x {NR}"),
             }
         };
@@ -418,6 +446,8 @@ unsafe fn block<const MODE: u8>(
 }
 
 /// The `R x 16 Q` microkernel: `R x Q` accumulators, `Q` panel loads and `R` broadcasts per pair.
+/// `bias` (null for none) is added to the sums in `STORE` mode.
+#[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn micro<const R: usize, const Q: usize, const MODE: u8>(
@@ -428,6 +458,7 @@ unsafe fn micro<const R: usize, const Q: usize, const MODE: u8>(
     c: *mut f32,
     ldc: usize,
     cols: usize,
+    bias: *const f32,
 ) {
     let mut acc = [[_mm512_setzero_ps(); Q]; R];
     // SAFETY: a covers R rows of kp pairs (row stride lda), b covers kp x NR words, c covers the
@@ -468,7 +499,13 @@ unsafe fn micro<const R: usize, const Q: usize, const MODE: u8>(
                 }
                 let mask: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
                 let cp = c.add(r * ldc + q * 16);
-                let v = if MODE == ADD { _mm512_add_ps(_mm512_maskz_loadu_ps(mask, cp), v) } else { v };
+                let v = if MODE == ADD {
+                    _mm512_add_ps(_mm512_maskz_loadu_ps(mask, cp), v)
+                } else if bias.is_null() {
+                    v
+                } else {
+                    _mm512_add_ps(_mm512_maskz_loadu_ps(mask, bias.add(q * 16)), v)
+                };
                 _mm512_mask_storeu_ps(cp, mask, v);
             }
         }
@@ -657,7 +694,17 @@ pub fn attention_gqa(
                         let a = q.as_ptr().add((i0 + r0) * e + h * hd).cast::<u32>();
                         let b = kb.as_ptr().add(s * (hd / 2) * NR);
                         let c = sc.as_mut_ptr().add(r0 * n + s * NR);
-                        block::<STORE>(MR.min(rows - r0), hd / 2, a, e / 2, b, c, n, NR.min(nk - s * NR));
+                        block::<STORE>(
+                            MR.min(rows - r0),
+                            hd / 2,
+                            a,
+                            e / 2,
+                            b,
+                            c,
+                            n,
+                            NR.min(nk - s * NR),
+                            std::ptr::null(),
+                        );
                     }
                 }
                 if let Some(allowed) = allowed {
@@ -677,7 +724,17 @@ pub fn attention_gqa(
                         let a = pr.as_ptr().add(r0 * n).cast::<u32>();
                         let b = vb.as_ptr().add(s * (n / 2) * NR);
                         let c = o.as_mut_ptr().add(r0 * hd_pad + s * NR);
-                        block::<STORE>(MR.min(rows - r0), nk / 2, a, n / 2, b, c, hd_pad, NR.min(hd - s * NR));
+                        block::<STORE>(
+                            MR.min(rows - r0),
+                            nk / 2,
+                            a,
+                            n / 2,
+                            b,
+                            c,
+                            hd_pad,
+                            NR.min(hd - s * NR),
+                            std::ptr::null(),
+                        );
                     }
                 }
                 for (r, &sum) in sums[..rows].iter().enumerate() {
