@@ -126,8 +126,10 @@ impl LoraLinear {
             (Some(l), true) => {
                 let dtype = y.dtype();
                 let x = cast(x, l.a.val().dtype());
-                let h = matmul_last(l.dropout.forward(x), l.a.val());
-                y + cast(matmul_last(h, l.b.val()).mul_scalar(l.scaling), dtype)
+                // The scaling on the rank-r activations, not on the [.., out] product: a pass
+                // over r values per row instead of `out` (forward and backward).
+                let h = matmul_last(l.dropout.forward(x), l.a.val()).mul_scalar(l.scaling);
+                y + cast(matmul_last(h, l.b.val()), dtype)
             }
             _ => y,
         }
