@@ -87,7 +87,31 @@ pub fn try_matmul_then<const D: usize>(
     // mapped and zeroed by the kernel on every call (7% of the vision tower's time). Every path
     // writes all of it, so stale values are never read.
     let mut out = if f32_out { Vec::new() } else { SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut())) };
-    let rounded = op.sums(0, &mut out, f32_out && epilogue == Epilogue::None);
+    let done = if !f32_out {
+        // The activation and the rounding inside the kernel's tasks, where it allows.
+        let n = op.weights[0].2;
+        let mut o = vec![bf16::ZERO; op.m * n];
+        let dst = SharedOut(o.as_mut_ptr());
+        let finish = |i: usize, j0: usize, sums: &mut [f32]| {
+            if epilogue == Epilogue::QuickGelu {
+                quick_gelu_in_place(sums);
+            }
+            // SAFETY: row i's columns j0 .. j0 + sums.len() of the m x n output, which only
+            // this task writes.
+            let row = unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(i * n + j0), sums.len()) };
+            row.iter_mut().zip(sums.iter()).for_each(|(d, &s)| *d = to_bf16(s));
+        };
+        let done = op.sums(0, &mut out, false, Some(&finish));
+        if done == Sums::Finished {
+            SCRATCH.with(|s| *s.borrow_mut() = out);
+            let t = FlexTensor::new(Bytes::from_elems(o), Layout::contiguous(op.out_shape(0)), DType::BF16);
+            return Ok(Tensor::from_dispatch(dispatch_as(t, &op.origin)));
+        }
+        done
+    } else {
+        op.sums(0, &mut out, epilogue == Epilogue::None, None)
+    };
+    let rounded = done == Sums::Rounded;
     if epilogue == Epilogue::QuickGelu {
         out.par_chunks_mut(4096).for_each(quick_gelu_in_place);
     }
@@ -120,16 +144,32 @@ pub fn try_swiglu<const D: usize>(x: Tensor<D>, gate: &Tensor<2>, up: &Tensor<2>
     }
     let mut g = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     let mut u = Vec::new();
-    op.sums(0, &mut g, false);
-    op.sums(1, &mut u, false);
+    op.sums(0, &mut g, false, None);
     let mut o = vec![bf16::ZERO; g.len()];
-    o.par_chunks_mut(4096).zip(g.par_chunks_mut(4096)).zip(u.par_chunks(4096)).for_each(|((o, g), u)| {
-        g.iter_mut().for_each(|v| *v = round_f32(*v));
-        silu_in_place(g);
-        for ((o, &g), &u) in o.iter_mut().zip(g.iter()).zip(u) {
-            *o = to_bf16(round_f32(g) * round_f32(u));
+    // `silu(round(g)) * round(u)`, rounded, from the gate's row and the up product's sums.
+    let combine = |o: &mut [bf16], g: &[f32], u: &[f32]| {
+        let mut t = [0f32; 256];
+        for ((o, g), u) in o.chunks_mut(256).zip(g.chunks(256)).zip(u.chunks(256)) {
+            let t = &mut t[..g.len()];
+            t.iter_mut().zip(g).for_each(|(t, &g)| *t = round_f32(g));
+            silu_in_place(t);
+            for ((o, &t), &u) in o.iter_mut().zip(t.iter()).zip(u) {
+                *o = to_bf16(round_f32(t) * round_f32(u));
+            }
         }
-    });
+    };
+    let n = op.weights[1].2;
+    let dst = SharedOut(o.as_mut_ptr());
+    let gate = &g;
+    let finish = |i: usize, j0: usize, u: &mut [f32]| {
+        // SAFETY: row i's columns j0 .. j0 + u.len() of the m x n output, which only this task
+        // writes.
+        let o = unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(i * n + j0), u.len()) };
+        combine(o, &gate[i * n + j0..][..u.len()], u);
+    };
+    if op.sums(1, &mut u, false, Some(&finish)) != Sums::Finished {
+        o.par_chunks_mut(4096).zip(g.par_chunks(4096)).zip(u.par_chunks(4096)).for_each(|((o, g), u)| combine(o, g, u));
+    }
     SCRATCH.with(|s| *s.borrow_mut() = g);
     let t = FlexTensor::new(Bytes::from_elems(o), Layout::contiguous(op.out_shape(0)), DType::BF16);
     Ok(Tensor::from_dispatch(dispatch_as(t, &op.origin)))
@@ -196,8 +236,9 @@ impl Operands {
     }
 
     /// `out = x @ W_i (+ bias)`, f32 sums (resized to `m * n`); with `round`, a kernel that can
-    /// may round them to bf16 values as it goes. Returns whether it did.
-    fn sums(&self, i: usize, out: &mut Vec<f32>, round: bool) -> bool {
+    /// may round them to bf16 values as it goes, and with `finish` hand them over as they are
+    /// done. Returns which it did.
+    fn sums(&self, i: usize, out: &mut Vec<f32>, round: bool, finish: Option<Finish>) -> Sums {
         let (m, k) = (self.m, self.k);
         let (wf, layout, n, off) = &self.weights[i];
         let (layout, n) = (*layout, *n);
@@ -214,13 +255,18 @@ impl Operands {
         }
         if use_dp(m, k, layout) {
             #[cfg(target_arch = "x86_64")]
-            return dpbf16::matmul_rounding(x_data, m, k, w_data, n, layout, b_data, out, round);
+            return match finish {
+                Some(f) if dpbf16::matmul_finish(x_data, m, k, w_data, n, layout, b_data, out, f) => Sums::Finished,
+                Some(_) => Sums::Plain,
+                None if dpbf16::matmul_rounding(x_data, m, k, w_data, n, layout, b_data, out, round) => Sums::Rounded,
+                None => Sums::Plain,
+            };
         }
-        let _ = round;
+        let _ = (round, finish);
         let mut xw = vec![0f32; m * k];
         xw.par_chunks_mut(4096).zip(x_data.par_chunks(4096)).for_each(|(d, s)| widen_into(d, s));
         matmul_f32_out(&xw, m, k, w_data, n, layout, b_data, out);
-        false
+        Sums::Plain
     }
 }
 
@@ -831,16 +877,37 @@ pub fn matmul_f32_out(
     }
 }
 
-/// The output buffer shared by tasks that write disjoint columns of it.
-#[derive(Clone, Copy)]
-pub(crate) struct SharedOut(pub(crate) *mut f32);
-// SAFETY: every task writes its own columns only; the buffer outlives the parallel loop.
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-impl SharedOut {
-    pub(crate) fn ptr(self) -> *mut f32 {
+/// An output buffer shared by tasks that write disjoint parts (columns, rows) of it.
+pub(crate) struct SharedOut<T = f32>(pub(crate) *mut T);
+impl<T> Clone for SharedOut<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SharedOut<T> {}
+// SAFETY: every task writes its own part only; the buffer outlives the parallel loop.
+unsafe impl<T> Send for SharedOut<T> {}
+unsafe impl<T> Sync for SharedOut<T> {}
+impl<T> SharedOut<T> {
+    pub(crate) fn ptr(self) -> *mut T {
         self.0
     }
+}
+
+/// Called by the many-rows bf16 kernel once all of `k` is summed, for each row `i` of a task's
+/// columns `j0 .. j0 + sums.len()` while they are still in cache: the caller's activation and
+/// rounding to bf16, instead of later passes over the whole output.
+pub(crate) type Finish<'a> = &'a (dyn Fn(usize, usize, &mut [f32]) + Sync);
+
+/// What [`Operands::sums`] left in its output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sums {
+    /// f32 sums.
+    Plain,
+    /// f32 holding bf16-rounded values.
+    Rounded,
+    /// Every row was handed to the `finish` callback.
+    Finished,
 }
 
 /// Few rows against a weight stored `[n, k]` (each output a dot product of two rows): tasks of

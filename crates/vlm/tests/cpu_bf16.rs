@@ -198,12 +198,32 @@ fn bf16_rms_norm_matches_the_f32_tensor_ops() {
 }
 
 #[test]
+fn bf16_quick_gelu_epilogue_matches_the_f32_product_and_activation() {
+    use burn::tensor::activation::sigmoid;
+    use vldac_vlm::cpu_bf16::{Epilogue, try_matmul_then};
+    let dev = Device::flex();
+    // Prompt-sized (the dp panels, two blocks of k, the activation and rounding inside the
+    // kernel's tasks; 600 rows narrow the tasks' columns) and decode-sized row counts.
+    for &(m, k, n) in &[(334, 300, 517), (600, 260, 130), (3, 64, 96)] {
+        let x = random([m, k], &dev);
+        let (w, bias) = (random([k, n], &dev), random([n], &dev));
+        let v =
+            x.clone().cast(DType::F32).matmul(w.clone().cast(DType::F32)) + bias.clone().cast(DType::F32).unsqueeze();
+        let want = v.clone() * sigmoid(v.mul_scalar(1.702));
+        let got = try_matmul_then(x, &w, Some(&bias), false, Epilogue::QuickGelu).expect("flex bf16 path");
+        assert_eq!((got.dtype(), got.dims()), (DType::BF16, [m, n]));
+        let e = rel_err(got, want, 0.05);
+        assert!(e < 2e-2, "{m}x{k}x{n}: relative error {e}");
+    }
+}
+
+#[test]
 fn bf16_swiglu_matches_the_f32_products_and_silu() {
     use burn::tensor::activation::silu;
     use vldac_vlm::cpu_bf16::try_swiglu;
     let dev = Device::flex();
     // A prompt-sized row count (the dp panels) and a decode-sized one (the streaming kernel).
-    for &(b, s, k, n) in &[(1, 40, 130, 200), (3, 1, 64, 96)] {
+    for &(b, s, k, n) in &[(1, 40, 130, 200), (2, 300, 300, 330), (3, 1, 64, 96)] {
         let x = random([b, s, k], &dev);
         let (gate, up) = (random([k, n], &dev), random([k, n], &dev));
         let xf = x.clone().cast(DType::F32);

@@ -12,7 +12,7 @@
 //! `k` must be even (every Qwen2-VL width is); the caller takes the widening path otherwise.
 //! Denormal inputs and outputs are flushed to zero by the instruction, as in torch.
 
-use super::{SharedOut as Shared, WeightLayout};
+use super::{Finish, SharedOut as Shared, WeightLayout};
 use burn::tensor::bf16;
 use rayon::prelude::*;
 use std::arch::x86_64::*;
@@ -107,9 +107,7 @@ pub(super) fn matmul_rounding(
         return round;
     }
     if k > 0 && layout == WeightLayout::InOut && m > DOT_M {
-        // The first block of `k` stores its sums plus the bias: no fill pass first.
-        let bias: Option<Vec<f32>> = bias.map(|b| b.iter().map(|v| v.to_f32()).collect());
-        panels(x, m, k, w, n, layout, bias.as_deref(), Shared(out.as_mut_ptr()));
+        panels(x, m, k, w, n, bias, Shared(out.as_mut_ptr()), None);
         return false;
     }
     add_bias(out, true);
@@ -123,6 +121,32 @@ pub(super) fn matmul_rounding(
         _ => unreachable!("taken above"),
     }
     false
+}
+
+/// [`matmul`] that hands the sums to `finish` as they are done, where the kernel allows (many
+/// rows, W stored `[k, n]`, even `k > 0`); returns false, with `out` unfinished, otherwise.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul_finish(
+    x: &[bf16],
+    m: usize,
+    k: usize,
+    w: &[bf16],
+    n: usize,
+    layout: WeightLayout,
+    bias: Option<&[bf16]>,
+    out: &mut [f32],
+    finish: Finish,
+) -> bool {
+    if !(k > 0 && layout == WeightLayout::InOut && m > DOT_M && n > 0) {
+        matmul_rounding(x, m, k, w, n, layout, bias, out, false);
+        return false;
+    }
+    assert!(available(), "dpbf16::matmul needs AVX512-BF16");
+    assert!(k.is_multiple_of(2), "dpbf16::matmul needs an even k, got {k}");
+    assert!(x.len() == m * k && w.len() == k * n && out.len() == m * n);
+    assert!(bias.is_none_or(|b| b.len() == n));
+    panels(x, m, k, w, n, bias, Shared(out.as_mut_ptr()), Some(finish));
+    true
 }
 
 /// Few rows, W stored `[k, n]` (decode): each thread reads a contiguous block of W's row pairs
@@ -266,9 +290,9 @@ fn transposed(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared,
     });
 }
 
-/// Column panels spread over rayon's pool; each task packs `KP` pairs of its columns at a time
-/// and runs the microkernel over every row block, storing `sums + bias` for the first block of
-/// `k` and adding the later ones.
+/// Column panels of a `[k, n]` weight spread over rayon's pool; each task packs `KP` pairs of its
+/// columns at a time and runs the microkernel over every row block, storing `sums + bias` for the
+/// first block of `k` and adding the later ones; then hands its finished columns to `finish`.
 #[allow(clippy::too_many_arguments)]
 fn panels(
     x: &[bf16],
@@ -276,10 +300,12 @@ fn panels(
     k: usize,
     w: &[bf16],
     n: usize,
-    layout: WeightLayout,
-    bias: Option<&[f32]>,
+    bias: Option<&[bf16]>,
     dst: Shared,
+    finish: Option<Finish>,
 ) {
+    let bias: Option<Vec<f32>> = bias.map(|b| b.iter().map(|v| v.to_f32()).collect());
+    let bias = bias.as_deref();
     // Enough panels for every thread to get several (balance), each a whole number of NR, and
     // narrow enough that a task's outputs (m x nb f32, revisited once per block of k) stay in L2:
     // at the vision tower's 1,024 rows, 256 columns (1 MiB) spilled every pass.
@@ -298,11 +324,7 @@ fn panels(
                 // (k, n, j0 + cols <= n, p0 + kp <= k / 2) and `dst` is m x n with this task's
                 // columns j0..j0 + cols written by nobody else.
                 unsafe {
-                    let ld = match layout {
-                        WeightLayout::InOut => n,
-                        WeightLayout::OutIn => k,
-                    };
-                    pack(buf, w, ld, layout, j0, cols, p0, kp);
+                    pack(buf, w, n, WeightLayout::InOut, j0, cols, p0, kp);
                     for i0 in (0..m).step_by(MC) {
                         let i1 = (i0 + MC).min(m);
                         for s in 0..cols.div_ceil(NR) {
@@ -321,6 +343,13 @@ fn panels(
                             }
                         }
                     }
+                }
+            }
+            if let Some(finish) = finish {
+                for i in 0..m {
+                    // SAFETY: row i's columns j0..j0 + cols of the m x n output: this task's only.
+                    let row = unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(i * n + j0), cols) };
+                    finish(i, j0, row);
                 }
             }
         },
@@ -667,7 +696,7 @@ pub fn attention_gqa(
             pack(vb, &v[g * hd..], ekv, WeightLayout::InOut, 0, hd, 0, n / 2);
         }
     });
-    let dst = SharedBf16(out.as_mut_ptr());
+    let dst = Shared(out.as_mut_ptr());
     let hd_pad = vslices * NR;
     (0..heads * nq.div_ceil(QB)).into_par_iter().for_each_init(
         || (vec![0f32; QB * n], vec![bf16::ZERO; QB * n], vec![0f32; QB * hd_pad]),
@@ -762,18 +791,6 @@ unsafe fn scale_to_bf16(x: &[f32], f: f32, out: *mut bf16) {
             let b: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(y));
             _mm256_mask_storeu_epi16(out.add(i).cast::<i16>(), mask, b);
         }
-    }
-}
-
-/// The bf16 output shared by tasks that write disjoint rows of it.
-#[derive(Clone, Copy)]
-struct SharedBf16(*mut bf16);
-// SAFETY: every task writes its own (row, head) block only; the buffer outlives the loop.
-unsafe impl Send for SharedBf16 {}
-unsafe impl Sync for SharedBf16 {}
-impl SharedBf16 {
-    fn ptr(self) -> *mut bf16 {
-        self.0
     }
 }
 
