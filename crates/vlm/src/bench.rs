@@ -220,10 +220,10 @@ pub fn run(
                 // Prefill (not timed), then `new_tokens - 1` greedy decode steps, each with its
                 // argmax read back to the host as generation does.
                 let mut cache = KvCache::default();
-                let fwd = infer.forward(&batch, Some(&mut cache), false)?;
+                let fwd = infer.forward_last(&batch, Some(&mut cache), false)?;
                 let n = batch.seq_len();
                 let mut pos: Vec<i64> = fwd.positions.iter().map(|p| n as i64 + p.rope_delta).collect();
-                let mut tokens = argmax_rows(fwd.logits.narrow(1, n - 1, 1).reshape([b, config.text.vocab_size]));
+                let mut tokens = argmax_rows(fwd.logits.reshape([b, config.text.vocab_size]));
                 let t = Instant::now();
                 for _ in 1..opts.new_tokens {
                     let (logits, _) = infer.decode_step(&tokens, &pos, &mut cache, false)?;

@@ -191,10 +191,10 @@ pub fn generate_with(
     // One stream per row, so a row's sample does not depend on what else is in the batch.
     let mut rngs: Vec<ChaCha8Rng> = (0..b).map(|r| ChaCha8Rng::seed_from_u64((opts.row_seed)(cfg.seed, r))).collect();
     let mut cache = KvCache::default();
-    let fwd = model.forward(&batch, Some(&mut cache), adapters)?;
+    let fwd = model.forward_last(&batch, Some(&mut cache), adapters)?;
     // The value head is f32 whatever the model's precision.
     let last_prompt_hidden = crate::nn::cast(fwd.hidden.narrow(1, s - 1, 1).reshape([b, h]), burn::tensor::DType::F32);
-    let mut logits = fwd.logits.narrow(1, s - 1, 1).reshape([b, v]);
+    let mut logits = fwd.logits.reshape([b, v]);
     let mut next_pos: Vec<i64> = fwd.positions.iter().map(|p| s as i64 + p.rope_delta).collect();
     let mut tokens = vec![Vec::new(); b];
     let mut logprobs = vec![Vec::new(); b];

@@ -6,13 +6,13 @@
 //! and trims the heap's top, so the next op of the same size page-faults its memory in again: at
 //! 2b:4 in bf16 that was 2 million faults and 4.5 s of system time in a bench run of prefill and
 //! the LoRA step. [`keep_freed_memory`] keeps freed blocks for reuse instead, as a caching
-//! allocator does (0.43 million faults and 1.2-1.5 s in that run). The heap's top is still
-//! returned past 256 MiB free: keeping all of it raised the f32 2b:4 bench's peak RSS from 3.93
-//! to 4.28 GB (fragmentation between the rows' differently sized tensors).
+//! allocator does: 0.43 million faults and 1.2-1.5 s in that run. Memory freed inside the heap
+//! stays with the process: its peak RSS is the high-water mark plus fragmentation (trimming the
+//! heap's top past 256 MiB free kept the f32 bench's peak lower but cost the bf16 LoRA step
+//! 10-25% in back-to-back runs).
 
-/// Keeps freed memory in the process for reuse: no mmap for blocks under 1 GiB, and the heap's
-/// top trimmed only past 256 MiB free. Call once, early (the `vldac` binary does, in `main`); it
-/// is process-wide. Returns
+/// Keeps freed memory in the process for reuse: no mmap for blocks under 1 GiB, no trimming of
+/// the heap's top. Call once, early (the `vldac` binary does, in `main`); it is process-wide. Returns
 /// whether the allocator took the settings: false on non-glibc targets, or when the user set
 /// `MALLOC_MMAP_THRESHOLD_` / `MALLOC_TRIM_THRESHOLD_` (their choice is kept).
 pub fn keep_freed_memory() -> bool {
@@ -28,7 +28,7 @@ mod glibc {
         // SAFETY: mallopt only sets allocator parameters; any value is accepted or refused
         // (returns 0), and it is thread-safe in glibc.
         unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30) == 1 && libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20) == 1
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30) == 1 && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1
         }
     }
 }
