@@ -216,6 +216,30 @@ fn tiny_random_model_runs_without_files() {
 }
 
 #[test]
+fn forward_last_gives_the_last_position_of_the_full_forward() {
+    use vldac_vlm::Batch;
+    let vlm = Vlm::random(None, 0, 28 * 28 * 16, &dev()).unwrap();
+    let img = image::RgbImage::from_fn(60, 90, |x, y| image::Rgb([x as u8 * 3, y as u8 * 2, 128]));
+    let p = vlm.prompt(&[ChatMessage::user_with_images(1, "Which card?")], &[img]).unwrap();
+    // Two rows of different lengths: the short one is left-padded.
+    let batch = Batch::left_padded(&[p, Prompt::text(vlm.tokenizer.encode("hi").unwrap())], 0).unwrap();
+    let s = batch.seq_len();
+    let full = vlm.model.forward(&batch, None, false).unwrap();
+    let last = vlm.model.forward_last(&batch, None, false).unwrap();
+    let v = vlm.model.config.text.vocab_size;
+    assert_eq!(last.logits.dims(), [2, 1, v]);
+    let want = full.logits.narrow(1, s - 1, 1).into_data().to_vec::<f32>().unwrap();
+    let got = last.logits.into_data().to_vec::<f32>().unwrap();
+    // The head over one row per sequence takes the few-rows kernel: another summation order.
+    let diff = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0f32, f32::max);
+    assert!(diff < 1e-4, "last-position logits differ by {diff}");
+    let argmax = |l: &[f32]| l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
+    for r in 0..2 {
+        assert_eq!(argmax(&got[r * v..][..v]), argmax(&want[r * v..][..v]), "row {r}");
+    }
+}
+
+#[test]
 fn byte_level_tokenizer_round_trips_and_keeps_specials() {
     let t = Qwen2VlTokenizer::byte_level();
     for s in ["Hello, world!", "café 你好  \n\t 123", "{\"action\": \"hit\"}"] {
