@@ -87,8 +87,18 @@ pub fn try_matmul_then<const D: usize>(
     // mapped and zeroed by the kernel on every call (7% of the vision tower's time). Every path
     // writes all of it, so stale values are never read.
     let mut out = if f32_out { Vec::new() } else { SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut())) };
-    let done = if !f32_out {
-        // The activation and the rounding inside the kernel's tasks, where it allows.
+    let t = if f32_out {
+        let done = op.sums(0, &mut out, epilogue == Epilogue::None, None);
+        if epilogue == Epilogue::QuickGelu {
+            out.par_chunks_mut(4096).for_each(quick_gelu_in_place);
+        }
+        if done != Sums::Rounded {
+            out.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|v| *v = round_f32(*v)));
+        }
+        FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(op.out_shape(0)), DType::F32)
+    } else {
+        // The activation and the rounding inside the kernel's tasks where it allows (many
+        // rows), else as passes over the sums.
         let n = op.weights[0].2;
         let mut o = vec![bf16::ZERO; op.m * n];
         let dst = SharedOut(o.as_mut_ptr());
@@ -101,28 +111,12 @@ pub fn try_matmul_then<const D: usize>(
             let row = unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(i * n + j0), sums.len()) };
             row.iter_mut().zip(sums.iter()).for_each(|(d, &s)| *d = to_bf16(s));
         };
-        let done = op.sums(0, &mut out, false, Some(&finish));
-        if done == Sums::Finished {
-            SCRATCH.with(|s| *s.borrow_mut() = out);
-            let t = FlexTensor::new(Bytes::from_elems(o), Layout::contiguous(op.out_shape(0)), DType::BF16);
-            return Ok(Tensor::from_dispatch(dispatch_as(t, &op.origin)));
+        if op.sums(0, &mut out, false, Some(&finish)) != Sums::Finished {
+            if epilogue == Epilogue::QuickGelu {
+                out.par_chunks_mut(4096).for_each(quick_gelu_in_place);
+            }
+            round_into(&mut o, &out);
         }
-        done
-    } else {
-        op.sums(0, &mut out, epilogue == Epilogue::None, None)
-    };
-    let rounded = done == Sums::Rounded;
-    if epilogue == Epilogue::QuickGelu {
-        out.par_chunks_mut(4096).for_each(quick_gelu_in_place);
-    }
-    let t = if f32_out {
-        if !rounded {
-            out.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|v| *v = round_f32(*v)));
-        }
-        FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(op.out_shape(0)), DType::F32)
-    } else {
-        let mut o = vec![bf16::ZERO; out.len()];
-        round_into(&mut o, &out);
         SCRATCH.with(|s| *s.borrow_mut() = out);
         FlexTensor::new(Bytes::from_elems(o), Layout::contiguous(op.out_shape(0)), DType::BF16)
     };
@@ -255,12 +249,7 @@ impl Operands {
         }
         if use_dp(m, k, layout) {
             #[cfg(target_arch = "x86_64")]
-            return match finish {
-                Some(f) if dpbf16::matmul_finish(x_data, m, k, w_data, n, layout, b_data, out, f) => Sums::Finished,
-                Some(_) => Sums::Plain,
-                None if dpbf16::matmul_rounding(x_data, m, k, w_data, n, layout, b_data, out, round) => Sums::Rounded,
-                None => Sums::Plain,
-            };
+            return dpbf16::matmul_into(x_data, m, k, w_data, n, layout, b_data, out, round, finish);
         }
         let _ = (round, finish);
         let mut xw = vec![0f32; m * k];
@@ -901,7 +890,7 @@ pub(crate) type Finish<'a> = &'a (dyn Fn(usize, usize, &mut [f32]) + Sync);
 
 /// What [`Operands::sums`] left in its output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Sums {
+pub(crate) enum Sums {
     /// f32 sums.
     Plain,
     /// f32 holding bf16-rounded values.

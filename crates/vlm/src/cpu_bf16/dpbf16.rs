@@ -12,7 +12,7 @@
 //! `k` must be even (every Qwen2-VL width is); the caller takes the widening path otherwise.
 //! Denormal inputs and outputs are flushed to zero by the instruction, as in torch.
 
-use super::{Finish, SharedOut as Shared, WeightLayout};
+use super::{Finish, SharedOut as Shared, Sums, WeightLayout};
 use burn::tensor::bf16;
 use rayon::prelude::*;
 use std::arch::x86_64::*;
@@ -63,14 +63,18 @@ pub fn matmul(
     bias: Option<&[bf16]>,
     out: &mut [f32],
 ) {
-    matmul_rounding(x, m, k, w, n, layout, bias, out, false);
+    matmul_into(x, m, k, w, n, layout, bias, out, false, None);
 }
 
-/// [`matmul`], and with `round` the sums of the transposed path (many rows, `[n, k]` weight, no
-/// bias: the tied head over a prompt) are rounded to bf16 values while still in cache instead
-/// of in a later pass over the whole output. Returns whether `out` holds rounded values.
+/// [`matmul`], where the kernel allows finishing the sums while they are still in cache:
+/// - many rows, W stored `[k, n]`, `finish` given: each task hands its finished columns to
+///   `finish` (the caller's activation and rounding) instead of leaving them in `out`;
+/// - many rows, W stored `[n, k]` (the tied head over a prompt), no bias, `round`: the sums are
+///   rounded to bf16 values inside each task instead of in a later pass over the whole output.
+///
+/// Returns which of the two happened, if either.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn matmul_rounding(
+pub(super) fn matmul_into(
     x: &[bf16],
     m: usize,
     k: usize,
@@ -80,7 +84,8 @@ pub(super) fn matmul_rounding(
     bias: Option<&[bf16]>,
     out: &mut [f32],
     round: bool,
-) -> bool {
+    finish: Option<Finish>,
+) -> Sums {
     assert!(available(), "dpbf16::matmul needs AVX512-BF16");
     assert!(k.is_multiple_of(2), "dpbf16::matmul needs an even k, got {k}");
     assert_eq!(x.len(), m * k);
@@ -88,7 +93,7 @@ pub(super) fn matmul_rounding(
     assert_eq!(out.len(), m * n);
     assert!(bias.is_none_or(|b| b.len() == n));
     if m == 0 || n == 0 {
-        return false;
+        return Sums::Plain;
     }
     let add_bias = |out: &mut [f32], fill: bool| {
         out.par_chunks_mut(n).for_each(|row| match bias {
@@ -104,15 +109,15 @@ pub(super) fn matmul_rounding(
         let round = round && bias.is_none();
         transposed(x, m, k, w, n, Shared(out.as_mut_ptr()), round);
         add_bias(out, false);
-        return round;
+        return if round { Sums::Rounded } else { Sums::Plain };
     }
     if k > 0 && layout == WeightLayout::InOut && m > DOT_M {
-        panels(x, m, k, w, n, bias, Shared(out.as_mut_ptr()), None);
-        return false;
+        panels(x, m, k, w, n, bias, Shared(out.as_mut_ptr()), finish);
+        return if finish.is_some() { Sums::Finished } else { Sums::Plain };
     }
     add_bias(out, true);
     if k == 0 {
-        return false;
+        return Sums::Plain;
     }
     let dst = Shared(out.as_mut_ptr());
     match layout {
@@ -120,33 +125,7 @@ pub(super) fn matmul_rounding(
         WeightLayout::InOut if m <= DOT_M => stream_in_out(x, m, k, w, n, out),
         _ => unreachable!("taken above"),
     }
-    false
-}
-
-/// [`matmul`] that hands the sums to `finish` as they are done, where the kernel allows (many
-/// rows, W stored `[k, n]`, even `k > 0`); returns false, with `out` unfinished, otherwise.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn matmul_finish(
-    x: &[bf16],
-    m: usize,
-    k: usize,
-    w: &[bf16],
-    n: usize,
-    layout: WeightLayout,
-    bias: Option<&[bf16]>,
-    out: &mut [f32],
-    finish: Finish,
-) -> bool {
-    if !(k > 0 && layout == WeightLayout::InOut && m > DOT_M && n > 0) {
-        matmul_rounding(x, m, k, w, n, layout, bias, out, false);
-        return false;
-    }
-    assert!(available(), "dpbf16::matmul needs AVX512-BF16");
-    assert!(k.is_multiple_of(2), "dpbf16::matmul needs an even k, got {k}");
-    assert!(x.len() == m * k && w.len() == k * n && out.len() == m * n);
-    assert!(bias.is_none_or(|b| b.len() == n));
-    panels(x, m, k, w, n, bias, Shared(out.as_mut_ptr()), Some(finish));
-    true
+    Sums::Plain
 }
 
 /// Few rows, W stored `[k, n]` (decode): each thread reads a contiguous block of W's row pairs
