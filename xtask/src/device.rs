@@ -69,6 +69,8 @@ struct Cell {
     hf: Option<f64>,
     /// Rows where bigger is better (tokens/s).
     rate: bool,
+    /// Why the peer's value could not be derived (e.g. its decode time came out negative).
+    hf_invalid: Option<String>,
 }
 
 fn parse_rows(text: &str, ours: bool, table: &mut BTreeMap<String, Cell>, key: &str) {
@@ -81,6 +83,12 @@ fn parse_rows(text: &str, ours: bool, table: &mut BTreeMap<String, Cell>, key: &
             (None, None) => (v.get("value").and_then(|x| x.as_f64()), false),
         };
         let cell = table.entry(format!("{key} {row}")).or_default();
+        if let Some(why) = v.get("invalid").and_then(|x| x.as_str()) {
+            if !ours {
+                cell.hf_invalid = Some(why.to_string());
+            }
+            continue;
+        }
         cell.rate = rate;
         if ours {
             cell.ours = value;
@@ -150,7 +158,16 @@ pub fn bench_shapes(o: &ShapeBench) -> Result<String> {
         o.threads,
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
-    for (row, c) in &table {
+    md.push_str(&table_rows(&table));
+    println!("{md}");
+    Ok(md)
+}
+
+/// The table's body: one markdown line per row, HF, ours and the ratio (HF time / ours, or our
+/// rate / HF's, so > 1 always means we are faster).
+fn table_rows(table: &BTreeMap<String, Cell>) -> String {
+    let mut md = String::new();
+    for (row, c) in table {
         let fmt = |x: Option<f64>| match x {
             None => "—".to_string(),
             Some(v) if row.ends_with("bytes") => format!("{:.2} GB", v / 1e9),
@@ -164,10 +181,13 @@ pub fn bench_shapes(o: &ShapeBench) -> Result<String> {
             }
             _ => "—".into(),
         };
-        md.push_str(&format!("| {row} | {} | {} | {ratio} |\n", fmt(c.hf), fmt(c.ours)));
+        let hf = match &c.hf_invalid {
+            Some(why) => format!("invalid ({why})"),
+            None => fmt(c.hf),
+        };
+        md.push_str(&format!("| {row} | {hf} | {} | {ratio} |\n", fmt(c.ours)));
     }
-    println!("{md}");
-    Ok(md)
+    md
 }
 
 /// The torch device for one of ours (`tch-cuda:1` -> `cuda:1`, `cpu`/`tch-cpu` -> `cpu`).
@@ -280,4 +300,31 @@ pub fn gpu_check(shapes: &[String], skip_bench: bool) -> Result<()> {
     std::fs::write(&path, &report)?;
     println!("{report}\nwritten to {}", path.display());
     parity_ok.and(train_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_peer_decode_row_is_named_not_turned_into_a_rate() {
+        let mut t = BTreeMap::new();
+        parse_rows(r#"{"row":"decode_b8","seconds":2.0,"tokens_per_s":124.0}"#, true, &mut t, "2b bf16");
+        parse_rows(
+            r#"{"row":"decode_b8","seconds":null,"invalid":"generate(1) took 9.000 s, generate(32) 8.000 s"}"#,
+            false,
+            &mut t,
+            "2b bf16",
+        );
+        parse_rows(r#"{"row":"prefill","seconds":2.0}"#, true, &mut t, "2b bf16");
+        parse_rows(r#"{"row":"prefill","seconds":3.0}"#, false, &mut t, "2b bf16");
+        let md = table_rows(&t);
+        assert!(
+            md.contains(
+                "| 2b bf16 decode_b8 | invalid (generate(1) took 9.000 s, generate(32) 8.000 s) | 124.0 tok/s | — |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| 2b bf16 prefill | 3.000 s | 2.000 s | 1.50× |"), "{md}");
+    }
 }

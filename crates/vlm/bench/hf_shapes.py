@@ -123,8 +123,13 @@ def main():
                                                   min_new_tokens=n, do_sample=False, pad_token_id=0, **bmm)
                 full = timed(gen(a.new_tokens), a.reps, a.device)
                 first = timed(gen(1), a.reps, a.device)
-                s = max(full - first, 1e-9)
-                emit(f"decode_b{b}", s, tokens_per_s=b * (a.new_tokens - 1) / s)
+                s = full - first
+                if s <= 0:
+                    # A noisy machine can make generate(1) outlast generate(32): no rate can be derived.
+                    emit(f"decode_b{b}", None, invalid=f"generate(1) took {first:.3f} s, "
+                                                       f"generate({a.new_tokens}) {full:.3f} s")
+                else:
+                    emit(f"decode_b{b}", s, tokens_per_s=b * (a.new_tokens - 1) / s)
     if "lora_step" in rows:
         from peft import LoraConfig, get_peft_model
         targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
