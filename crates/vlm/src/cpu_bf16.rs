@@ -22,6 +22,10 @@ use rayon::prelude::*;
 pub mod dpbf16;
 #[cfg(target_arch = "x86_64")]
 mod frozen;
+#[cfg(target_arch = "x86_64")]
+mod lora;
+#[cfg(target_arch = "x86_64")]
+pub use lora::Adapter;
 pub mod gated;
 #[cfg(target_arch = "x86_64")]
 pub mod small_f32;
@@ -637,6 +641,19 @@ pub fn linear<const D: usize>(l: &Linear, x: Tensor<D>) -> Tensor<D> {
     }
 }
 
+/// A LoRA projection `x W (+ b) + s (drop(x) A) B` under autodiff with a frozen bf16 weight and
+/// f32 adapters, as one op of our own (`cpu_bf16/lora.rs`) on x86-64; `x` back when that path
+/// does not apply.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::result_large_err)]
+pub fn try_lora_linear<const D: usize>(l: &Linear, x: Tensor<D>, adapter: &Adapter) -> Result<Tensor<D>, Tensor<D>> {
+    if !enabled() {
+        return Err(x);
+    }
+    let b = l.bias.as_ref().map(|b| b.val());
+    lora::try_lora_product(x, &l.weight.val(), b.as_ref(), adapter)
+}
+
 /// Under autodiff with a frozen bf16 weight: [`frozen::try_product`] on x86-64.
 #[allow(clippy::result_large_err)]
 fn try_frozen<const D: usize>(
@@ -1223,6 +1240,40 @@ mod kernels {
         acc[0]
     }
 
+    /// `acc[c] += sum_j coef[j] rows[j * n + c]` for `n = acc.len()`: a few f32 rows mixed into
+    /// an accumulator, 64 columns at a time so the partial sums stay in registers.
+    #[inline(always)]
+    fn mix_rows_body<const FUSED: bool>(coef: &[f32], rows: &[f32], acc: &mut [f32]) {
+        const C: usize = 64;
+        let n = acc.len();
+        let mut c0 = 0;
+        while c0 < n {
+            let w = C.min(n - c0);
+            let mut t = [0f32; C];
+            t[..w].copy_from_slice(&acc[c0..c0 + w]);
+            for (j, &cj) in coef.iter().enumerate() {
+                let src = &rows[j * n + c0..][..w];
+                for q in 0..w {
+                    t[q] = fma::<FUSED>(cj, src[q], t[q]);
+                }
+            }
+            acc[c0..c0 + w].copy_from_slice(&t[..w]);
+            c0 += w;
+        }
+    }
+
+    /// `acc[j * w + c] += coef[j] v[c]` for `w = v.len()`: a rank-one update of `[coef.len(), w]`.
+    #[inline(always)]
+    fn outer_add_body<const FUSED: bool>(coef: &[f32], v: &[f32], acc: &mut [f32]) {
+        let w = v.len();
+        for (j, &cj) in coef.iter().enumerate() {
+            let a = &mut acc[j * w..][..w];
+            for q in 0..w {
+                a[q] = fma::<FUSED>(cj, v[q], a[q]);
+            }
+        }
+    }
+
     macro_rules! dispatch {
         ($name:ident, $body:ident, ($($arg:ident : $ty:ty),*) $(-> $ret:ty)?) => {
             #[allow(clippy::too_many_arguments)]
@@ -1252,6 +1303,8 @@ mod kernels {
     dispatch!(in_out_rows, in_out_rows_body, (x: &[f32], m: usize, k: usize, k0: usize, k1: usize, w: &[bf16], n: usize, acc: &mut [f32]));
     dispatch!(in_out_tile, in_out_tile_body, (x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, j0: usize, width: usize, acc: &mut [f32]));
     dispatch!(dot, dot_body, (a: &[f32], b: &[f32]) -> f32);
+    dispatch!(mix_rows, mix_rows_body, (coef: &[f32], rows: &[f32], acc: &mut [f32]));
+    dispatch!(outer_add, outer_add_body, (coef: &[f32], v: &[f32], acc: &mut [f32]));
 }
 
 #[cfg(test)]

@@ -121,9 +121,24 @@ impl LoraLinear {
     /// # Shapes
     /// - x: `[.., in]` -> `[.., out]`
     pub fn forward<const D: usize>(&self, x: Tensor<D>, adapters: bool) -> Tensor<D> {
-        let y = crate::cpu_bf16::linear(&self.base, x.clone());
         match (&self.lora, adapters) {
             (Some(l), true) => {
+                // bf16 LoRA training on flex: base product and adapter as one autodiff op.
+                #[cfg(target_arch = "x86_64")]
+                let x = {
+                    let d = &l.dropout;
+                    let adapter = crate::cpu_bf16::Adapter {
+                        a: l.a.val(),
+                        b: l.b.val(),
+                        scaling: l.scaling,
+                        dropout: if d.training.is_enabled() { d.prob } else { 0.0 },
+                    };
+                    match crate::cpu_bf16::try_lora_linear(&self.base, x, &adapter) {
+                        Ok(y) => return y,
+                        Err(x) => x,
+                    }
+                };
+                let y = crate::cpu_bf16::linear(&self.base, x.clone());
                 let dtype = y.dtype();
                 let x = cast(x, l.a.val().dtype());
                 // The scaling on the rank-r activations, not on the [.., out] product: a pass
@@ -131,7 +146,7 @@ impl LoraLinear {
                 let h = matmul_last(l.dropout.forward(x), l.a.val()).mul_scalar(l.scaling);
                 y + cast(matmul_last(h, l.b.val()), dtype)
             }
-            _ => y,
+            _ => crate::cpu_bf16::linear(&self.base, x),
         }
     }
 

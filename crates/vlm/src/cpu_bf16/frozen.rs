@@ -30,49 +30,53 @@ impl Backward<Flex, 1> for FrozenProduct {
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let w = ops.state;
-        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-            let wt = plain::<2>(w).transpose();
-            let k = wt.dims()[1];
-            let mut dims = grad.layout().shape().to_vec();
-            let n = dims.last().copied().unwrap_or(0);
-            let (grad, live) = live_rows(grad.to_contiguous(), n);
-            let rows = live.len();
-            if live.iter().all(|&l| l) {
-                return match grad_input(grad, &wt, dims.len()) {
-                    Some(dx) => dx,
-                    None => unreachable!("the forward checked that the transposed weight takes this path"),
-                };
-            }
-            // Rows whose gradient is exactly zero (positions the loss does not read: the prompt
-            // and everything but the scored tokens after the tied head and the last layer's MLP)
-            // give exactly zero; only the others are multiplied.
-            let keep: Vec<usize> = (0..rows).filter(|&r| live[r]).collect();
-            let g = grad.as_slice::<bf16>().expect("contiguous bf16");
-            let mut out = vec![bf16::ZERO; rows * k];
-            if !keep.is_empty() {
-                let compact: Vec<bf16> = keep.iter().flat_map(|&r| g[r * n..][..n].iter().copied()).collect();
-                let compact = FlexTensor::new(
-                    burn::tensor::Bytes::from_elems(compact),
-                    burn::backend::flex::Layout::contiguous(burn::tensor::Shape::from([keep.len(), n])),
-                    DType::BF16,
-                );
-                let Some(dx) = grad_input(compact, &wt, 2) else {
-                    unreachable!("the forward checked that the transposed weight takes this path")
-                };
-                let dx = dx.to_contiguous();
-                let dx = dx.as_slice::<bf16>().expect("contiguous bf16");
-                for (i, &r) in keep.iter().enumerate() {
-                    out[r * k..][..k].copy_from_slice(&dx[i * k..][..k]);
-                }
-            }
-            *dims.last_mut().expect("rank >= 2") = k;
-            FlexTensor::new(
-                burn::tensor::Bytes::from_elems(out),
-                burn::backend::flex::Layout::contiguous(burn::tensor::Shape::from(dims)),
-                DType::BF16,
-            )
-        });
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| base_input_grad(grad, w));
     }
+}
+
+/// `dy W^T` for the gradient `dy [.., n]` of a product with the frozen weight `w` (`[k, n]` as
+/// the forward used it), on the dot-product kernels; an f32 `dy` is rounded to bf16 first.
+pub(super) fn base_input_grad(grad: FlexTensor, w: FlexTensor) -> FlexTensor {
+    let wt = plain::<2>(w).transpose();
+    let k = wt.dims()[1];
+    let mut dims = grad.layout().shape().to_vec();
+    let n = dims.last().copied().unwrap_or(0);
+    let (grad, live) = live_rows(grad.to_contiguous(), n);
+    let rows = live.len();
+    if live.iter().all(|&l| l) {
+        return match grad_input(grad, &wt, dims.len()) {
+            Some(dx) => dx,
+            None => unreachable!("the forward checked that the transposed weight takes this path"),
+        };
+    }
+    // Rows whose gradient is exactly zero (positions the loss does not read: the prompt
+    // and everything but the scored tokens after the tied head and the last layer's MLP)
+    // give exactly zero; only the others are multiplied.
+    let keep: Vec<usize> = (0..rows).filter(|&r| live[r]).collect();
+    let g = grad.as_slice::<bf16>().expect("contiguous bf16");
+    let mut out = vec![bf16::ZERO; rows * k];
+    if !keep.is_empty() {
+        let compact: Vec<bf16> = keep.iter().flat_map(|&r| g[r * n..][..n].iter().copied()).collect();
+        let compact = FlexTensor::new(
+            burn::tensor::Bytes::from_elems(compact),
+            burn::backend::flex::Layout::contiguous(burn::tensor::Shape::from([keep.len(), n])),
+            DType::BF16,
+        );
+        let Some(dx) = grad_input(compact, &wt, 2) else {
+            unreachable!("the forward checked that the transposed weight takes this path")
+        };
+        let dx = dx.to_contiguous();
+        let dx = dx.as_slice::<bf16>().expect("contiguous bf16");
+        for (i, &r) in keep.iter().enumerate() {
+            out[r * k..][..k].copy_from_slice(&dx[i * k..][..k]);
+        }
+    }
+    *dims.last_mut().expect("rank >= 2") = k;
+    FlexTensor::new(
+        burn::tensor::Bytes::from_elems(out),
+        burn::backend::flex::Layout::contiguous(burn::tensor::Shape::from(dims)),
+        DType::BF16,
+    )
 }
 
 /// The gradient in bf16 (rounded to nearest even from f32, as a cast's backward does) and, per
