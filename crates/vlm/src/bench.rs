@@ -251,13 +251,7 @@ pub fn run(
             let out = model.forward(&batch, None, true)?;
             let [_, n, _] = out.logits.dims();
             let loss = out.logits.narrow(1, n - 1, 1).mean();
-            if std::env::var("PROF_NOBWD").is_ok() {
-                sync(loss);
-                return Ok(());
-            }
-            let t = Instant::now();
             let grads = loss.backward();
-            eprintln!("PROF backward {:?}", t.elapsed());
             // Read one adapter gradient back so the backward pass has finished.
             if let Some(l) = model.model.layers.first().and_then(|l| l.self_attn.q_proj.lora.as_ref())
                 && let Some(g) = l.b.val().grad(&grads)
