@@ -19,6 +19,8 @@ use burn::tensor::{Bytes, DType, Shape, Tensor, bf16};
 use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
+pub mod attention_grad;
+#[cfg(target_arch = "x86_64")]
 pub mod dpbf16;
 #[cfg(target_arch = "x86_64")]
 mod frozen;
@@ -487,59 +489,102 @@ pub fn text_attention(
         if f.is_contiguous() { f } else { f.to_contiguous() }
     };
     let (qf, kf, vf) = (slice(q), slice(k), slice(v));
-    let (qd, kd, vd) = (
+    let table = |t: &Tensor<4>| rotary_table(flex_for(t.clone(), &origin).expect("text_attention_applies"));
+    let shape = PromptShape { b, s, heads, kv_heads, hd };
+    debug_assert_eq!(ekv, kv_heads * hd);
+    let blocked = mask.into_data().try_into_vec::<bool>().expect("a bool mask");
+    let done = attend_prompt(
         qf.as_slice::<bf16>().expect("bf16"),
         kf.as_slice::<bf16>().expect("bf16"),
         vf.as_slice::<bf16>().expect("bf16"),
+        &table(cos),
+        &table(sin),
+        &blocked,
+        shape,
     );
-    // cos/sin as the bf16 values transformers multiplies by, widened.
-    let table = |t: &Tensor<4>| -> Vec<f32> {
-        let f = flex_for(t.clone(), &origin).expect("text_attention_applies").to_contiguous();
-        match f.dtype() {
-            DType::BF16 => f.as_slice::<bf16>().expect("bf16").iter().map(|&v| widen(v)).collect(),
-            _ => f.as_slice::<f32>().expect("f32").iter().map(|&v| round_f32(v)).collect(),
-        }
+    let tensor = |data: Vec<bf16>, width: usize| {
+        let t = FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(Shape::from([b, s, width])), DType::BF16);
+        Tensor::from_dispatch(dispatch_as(t, &origin))
     };
-    let (ct, st) = (table(cos), table(sin));
+    (tensor(done.out, e), tensor(done.k_rotated, ekv))
+}
+
+/// The sizes of one prompt's attention: `b` rows of `s` positions, `heads` query heads over
+/// `kv_heads` key/value heads of `hd` values.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PromptShape {
+    pub b: usize,
+    pub s: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub hd: usize,
+}
+
+/// What [`attend_prompt`] computed: the output `[b, s, heads * hd]` and the rotated q and k.
+pub(crate) struct Attended {
+    pub out: Vec<bf16>,
+    pub q_rotated: Vec<bf16>,
+    pub k_rotated: Vec<bf16>,
+}
+
+/// cos/sin `[b, 1, s, hd]` as the bf16 values transformers multiplies by, widened.
+pub(crate) fn rotary_table(f: FlexTensor) -> Vec<f32> {
+    let f = f.to_contiguous();
+    match f.dtype() {
+        DType::BF16 => f.as_slice::<bf16>().expect("bf16").iter().map(|&v| widen(v)).collect(),
+        _ => f.as_slice::<f32>().expect("f32").iter().map(|&v| round_f32(v)).collect(),
+    }
+}
+
+/// Rotates the token-major rows of `src` (`width` = heads * hd each, row `i` by the tables'
+/// row `i`) into `dst`, rounding where transformers' bf16 ops round.
+fn rotate_rows(src: &[bf16], dst: &mut [bf16], width: usize, hd: usize, ct: &[f32], st: &[f32]) {
     let half = hd / 2;
-    // Rotates the token-major rows of `src` (`width` = heads * hd each) into `dst`.
-    let rotate = |src: &[bf16], dst: &mut [bf16], width: usize| {
-        dst.par_chunks_mut(width).zip(src.par_chunks(width)).enumerate().for_each(|(row, (d, x))| {
-            let (c, sn) = (&ct[row * hd..][..hd], &st[row * hd..][..hd]);
-            for (dh, xh) in d.chunks_mut(hd).zip(x.chunks(hd)) {
-                for i in 0..hd {
-                    let rot = if i < half { -widen(xh[i + half]) } else { widen(xh[i - half]) };
-                    dh[i] = to_bf16(round_f32(widen(xh[i]) * c[i]) + round_f32(rot * sn[i]));
-                }
+    dst.par_chunks_mut(width).zip(src.par_chunks(width)).enumerate().for_each(|(row, (d, x))| {
+        let (c, sn) = (&ct[row * hd..][..hd], &st[row * hd..][..hd]);
+        for (dh, xh) in d.chunks_mut(hd).zip(x.chunks(hd)) {
+            for i in 0..hd {
+                let rot = if i < half { -widen(xh[i + half]) } else { widen(xh[i - half]) };
+                dh[i] = to_bf16(round_f32(widen(xh[i]) * c[i]) + round_f32(rot * sn[i]));
             }
-        });
-    };
+        }
+    });
+}
+
+/// [`text_attention`] on host slices: `q` `[b, s, heads * hd]`, `k`/`v` `[b, s, kv_heads * hd]`,
+/// the rotary tables `[b, s, hd]`, `blocked` `[b, s, s]` (true = masked out).
+pub(crate) fn attend_prompt(
+    q: &[bf16],
+    k: &[bf16],
+    v: &[bf16],
+    ct: &[f32],
+    st: &[f32],
+    blocked: &[bool],
+    shape: PromptShape,
+) -> Attended {
+    let PromptShape { b, s, heads, kv_heads, hd } = shape;
+    let (e, ekv, t) = (heads * hd, kv_heads * hd, s);
     let (mut qr, mut kr) = (vec![bf16::ZERO; b * s * e], vec![bf16::ZERO; b * s * ekv]);
-    rotate(qd, &mut qr, e);
-    rotate(kd, &mut kr, ekv);
-    let blocked = mask.into_data().try_into_vec::<bool>().expect("a bool mask");
+    rotate_rows(q, &mut qr, e, hd, ct, st);
+    rotate_rows(k, &mut kr, ekv, hd, ct, st);
     // The kernel pairs keys: an odd count gets one zero key that nobody may see.
     let tp = t.next_multiple_of(2);
-    let shape = dpbf16::AttentionShape { queries: s, keys: tp, heads, kv_heads, head_dim: hd };
+    let dshape = dpbf16::AttentionShape { queries: s, keys: tp, heads, kv_heads, head_dim: hd };
     let mut out = vec![bf16::ZERO; b * s * e];
     let (mut kp, mut vp) = (vec![bf16::ZERO; tp * ekv], vec![bf16::ZERO; tp * ekv]);
     let mut allowed = vec![false; s * tp];
     for r in 0..b {
         kp[..t * ekv].copy_from_slice(&kr[r * t * ekv..][..t * ekv]);
-        vp[..t * ekv].copy_from_slice(&vd[r * t * ekv..][..t * ekv]);
+        vp[..t * ekv].copy_from_slice(&v[r * t * ekv..][..t * ekv]);
         for i in 0..s {
             let src = &blocked[(r * s + i) * t..][..t];
             allowed[i * tp..][..t].iter_mut().zip(src).for_each(|(a, &m)| *a = !m);
         }
         let scale = 1.0 / (hd as f32).sqrt();
         let (qrow, orow) = (&qr[r * s * e..][..s * e], &mut out[r * s * e..][..s * e]);
-        dpbf16::attention_gqa(qrow, &kp, &vp, shape, scale, Some(&allowed), orow);
+        dpbf16::attention_gqa(qrow, &kp, &vp, dshape, scale, Some(&allowed), orow);
     }
-    let tensor = |data: Vec<bf16>, width: usize| {
-        let t = FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(Shape::from([b, s, width])), DType::BF16);
-        Tensor::from_dispatch(dispatch_as(t, &origin))
-    };
-    (tensor(out, e), tensor(kr, ekv))
+    Attended { out, q_rotated: qr, k_rotated: kr }
 }
 
 /// [`crate::nn::LayerNorm`] over the last dimension of a bf16 flex tensor outside autodiff, in

@@ -93,6 +93,13 @@ impl Attention {
             }
             return self.o_proj.forward(out, adapters);
         }
+        // The same under autodiff (LoRA training's forward): rotary and attention as one op of
+        // ours whose backward recomputes each head's probabilities.
+        #[cfg(target_arch = "x86_64")]
+        if s > 1 && cache.is_none() && crate::cpu_bf16::attention_grad::applies(&q, &k, &v, &cos, &sin, hd) {
+            let out = crate::cpu_bf16::attention_grad::prompt_attention(q, k, v, &cos, &sin, mask, h, kvh);
+            return self.o_proj.forward(out, adapters);
+        }
         let q = q.reshape([b, s, h, hd]).swap_dims(1, 2);
         let k = k.reshape([b, s, kvh, hd]).swap_dims(1, 2);
         let v = v.reshape([b, s, kvh, hd]).swap_dims(1, 2);

@@ -415,3 +415,72 @@ fn lora_product_under_autodiff_matches_f32_reference() {
         }
     }
 }
+
+/// The prompt attention's own autodiff op (rotary + GQA attention on bf16 q, k, v) against
+/// burn's attention and autodiff on the same values in f32: output and the gradients of q, k, v,
+/// with left padding, an odd length and a loss that weights every position.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn prompt_attention_under_autodiff_matches_f32_gradients() {
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+    use burn::tensor::{Bool, TensorData};
+    use vldac_vlm::cpu_bf16::attention_grad::{applies, prompt_attention};
+    let dev = Device::flex().autodiff();
+    let (b, s, h, kvh, hd) = (2, 71, 4, 2, 16);
+    let tracked = |t: Tensor<3>| t.detach().require_grad();
+    let (q, k, v) = (
+        tracked(random([b, s, h * hd], &dev)),
+        tracked(random([b, s, kvh * hd], &dev)),
+        tracked(random([b, s, kvh * hd], &dev)),
+    );
+    let angles = Tensor::<4>::random([b, 1, s, hd], Distribution::Uniform(-3.0, 3.0), (&dev, DType::F32));
+    let (cos, sin) = (angles.clone().cos().cast(DType::BF16), angles.sin().cast(DType::BF16));
+    if !applies(&q, &k, &v, &cos, &sin, hd) {
+        eprintln!("skipped: this CPU has no AVX512-BF16, so the prompt attention op is not used");
+        return;
+    }
+    let pad = [0, 3];
+    let mut blocked = Vec::new();
+    for &p in &pad {
+        for i in 0..s {
+            for j in 0..s {
+                blocked.push((j < p || j > i) && j != i);
+            }
+        }
+    }
+    let mask = Tensor::<4, Bool>::from_data(TensorData::new(blocked, [b, 1, s, s]), &dev);
+    let r = Tensor::<3>::random([b, s, h * hd], Distribution::Uniform(-1.0, 1.0), (&dev, DType::F32))
+        .cast(DType::BF16)
+        .cast(DType::F32);
+    let got = prompt_attention(q.clone(), k.clone(), v.clone(), &cos, &sin, mask.clone(), h, kvh);
+    assert_eq!(got.dtype(), DType::BF16);
+    let grads = (got.clone().cast(DType::F32) * r.clone()).sum().backward();
+    // Reference in f32 from the same bf16 values.
+    let f = |t: &Tensor<3>| t.clone().detach().cast(DType::F32).detach().require_grad();
+    let (qf, kf, vf) = (f(&q), f(&k), f(&v));
+    let heads_first = |t: Tensor<3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2);
+    let (c32, s32) = (cos.clone().cast(DType::F32), sin.clone().cast(DType::F32));
+    let rotated = |t: Tensor<3>, n: usize| vldac_vlm::vision::apply_rotary(heads_first(t, n), c32.clone(), s32.clone());
+    let repeat = |t: Tensor<4>| t.unsqueeze_dim::<5>(2).expand([b, kvh, h / kvh, s, hd]).reshape([b, h, s, hd]);
+    let want = attention(
+        rotated(qf.clone(), h),
+        repeat(rotated(kf.clone(), kvh)),
+        repeat(heads_first(vf.clone(), kvh)),
+        Some(mask.expand([b, h, s, s])),
+        None,
+        AttentionModuleOptions::default(),
+    );
+    let want: Tensor<3> = want.swap_dims(1, 2).reshape([b, s, h * hd]);
+    let g = (want.clone() * r).sum().backward();
+    let e = rel_err(got, want.detach(), 0.25);
+    assert!(e < 1e-2, "output: relative error {e}");
+    for (name, got, want) in
+        [("q", q.grad(&grads), qf.grad(&g)), ("k", k.grad(&grads), kf.grad(&g)), ("v", v.grad(&grads), vf.grad(&g))]
+    {
+        let (got, want) = (got.expect("op gradient"), want.expect("reference gradient"));
+        assert_eq!(got.dtype(), DType::BF16, "{name}");
+        let e = rel_err(got, want, 0.25);
+        assert!(e < 3e-2, "gradient of {name}: relative error {e}");
+    }
+}

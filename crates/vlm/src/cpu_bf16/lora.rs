@@ -199,7 +199,9 @@ fn dropped_row(x: &[bf16], keep: Option<(&[bool], f32)>, out: &mut [f32]) {
 }
 
 /// A tracked or untracked autodiff flex tensor's primitive (value and graph node) and context.
-fn autodiff_parts<const D: usize>(t: Tensor<D>) -> Option<(AdTensor, burn::backend::DispatchAutodiffContext)> {
+pub(super) fn autodiff_parts<const D: usize>(
+    t: Tensor<D>,
+) -> Option<(AdTensor, burn::backend::DispatchAutodiffContext)> {
     let d = t.into_dispatch();
     match d.kind {
         DispatchTensorKind::Autodiff(kind) => match *kind {
