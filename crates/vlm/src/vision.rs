@@ -191,6 +191,6 @@ impl VisionTower {
         let h = Tensor::cat(outs, 0);
         let m2 = c.spatial_merge_size * c.spatial_merge_size;
         let h = self.merger.ln_q.forward(h).reshape([n_total / m2, c.embed_dim * m2]);
-        linear(&self.merger.fc2, gelu(linear(&self.merger.fc1, h)))
+        linear(&self.merger.fc2, crate::cpu_bf16::linear_then(&self.merger.fc1, h, Epilogue::Gelu, gelu))
     }
 }

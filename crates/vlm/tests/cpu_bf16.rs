@@ -202,7 +202,7 @@ fn bf16_rms_norm_matches_the_f32_tensor_ops() {
 }
 
 #[test]
-fn bf16_quick_gelu_epilogue_matches_the_f32_product_and_activation() {
+fn bf16_gelu_epilogues_match_the_f32_product_and_activation() {
     use burn::tensor::activation::sigmoid;
     use vldac_vlm::cpu_bf16::{Epilogue, try_matmul_then};
     let dev = Device::flex();
@@ -213,11 +213,16 @@ fn bf16_quick_gelu_epilogue_matches_the_f32_product_and_activation() {
         let (w, bias) = (random([k, n], &dev), random([n], &dev));
         let v =
             x.clone().cast(DType::F32).matmul(w.clone().cast(DType::F32)) + bias.clone().cast(DType::F32).unsqueeze();
-        let want = v.clone() * sigmoid(v.mul_scalar(1.702));
-        let got = try_matmul_then(x, &w, Some(&bias), false, Epilogue::QuickGelu).expect("flex bf16 path");
+        let want = v.clone() * sigmoid(v.clone().mul_scalar(1.702));
+        let got = try_matmul_then(x.clone(), &w, Some(&bias), false, Epilogue::QuickGelu).expect("flex bf16 path");
         assert_eq!((got.dtype(), got.dims()), (DType::BF16, [m, n]));
         let e = rel_err(got, want, 0.05);
         assert!(e < 2e-2, "{m}x{k}x{n}: relative error {e}");
+        // The merger's exact GELU against burn's (erf) on the f32 product.
+        let want = burn::tensor::activation::gelu(v);
+        let got = try_matmul_then(x, &w, Some(&bias), false, Epilogue::Gelu).expect("flex bf16 path");
+        let e = rel_err(got, want, 0.05);
+        assert!(e < 2e-2, "{m}x{k}x{n} exact GELU: relative error {e}");
     }
 }
 
