@@ -415,19 +415,12 @@ pub fn try_vision_attention(
             sf.as_slice::<f32>().expect("contiguous f32"),
         );
         let (mut q, mut k, mut v) = (vec![bf16::ZERO; n * e], vec![bf16::ZERO; n * e], vec![bf16::ZERO; n * e]);
-        let half = hd / 2;
         q.par_chunks_mut(e).zip(k.par_chunks_mut(e)).zip(v.par_chunks_mut(e)).enumerate().for_each(
             |(i, ((q, k), v))| {
                 let row = &src[i * e3..][..e3];
                 let (cos, sin) = (&c[i * hd..][..hd], &s[i * hd..][..hd]);
-                for (dst, part) in [(q, &row[..e]), (k, &row[e..2 * e])] {
-                    for (dh, xh) in dst.chunks_mut(hd).zip(part.chunks(hd)) {
-                        for d in 0..hd {
-                            let rot = if d < half { -xh[d + half].to_f32() } else { xh[d - half].to_f32() };
-                            dh[d] = bf16::from_f32(xh[d].to_f32() * cos[d] + rot * sin[d]);
-                        }
-                    }
-                }
+                kernels::rotary_row(&row[..e], cos, sin, q);
+                kernels::rotary_row(&row[e..2 * e], cos, sin, k);
                 v.copy_from_slice(&row[2 * e..]);
             },
         );
@@ -563,15 +556,8 @@ pub(crate) fn rotary_table(f: FlexTensor) -> Vec<f32> {
 /// Rotates the token-major rows of `src` (`width` = heads * hd each, row `i` by the tables'
 /// row `i`) into `dst`, rounding where transformers' bf16 ops round.
 fn rotate_rows(src: &[bf16], dst: &mut [bf16], width: usize, hd: usize, ct: &[f32], st: &[f32]) {
-    let half = hd / 2;
     dst.par_chunks_mut(width).zip(src.par_chunks(width)).enumerate().for_each(|(row, (d, x))| {
-        let (c, sn) = (&ct[row * hd..][..hd], &st[row * hd..][..hd]);
-        for (dh, xh) in d.chunks_mut(hd).zip(x.chunks(hd)) {
-            for i in 0..hd {
-                let rot = if i < half { -widen(xh[i + half]) } else { widen(xh[i - half]) };
-                dh[i] = to_bf16(round_f32(widen(xh[i]) * c[i]) + round_f32(rot * sn[i]));
-            }
-        }
+        kernels::rotary_row_rounded(x, &ct[row * hd..][..hd], &st[row * hd..][..hd], d);
     });
 }
 
@@ -1178,7 +1164,7 @@ fn stream_out_in(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Opti
 /// The inner loops, compiled for AVX-512 and AVX2+FMA (picked at run time) with a portable
 /// fallback; the bodies are plain loops over fixed-width lanes that LLVM vectorises.
 mod kernels {
-    use super::{NT_MAX, widen};
+    use super::{NT_MAX, round_f32, to_bf16, widen};
     use burn::tensor::bf16;
 
     #[inline(always)]
@@ -1343,6 +1329,39 @@ mod kernels {
         }
     }
 
+    /// `out = bf16(x cos + rotate_half(x) sin)` for every head of `hd = cos.len()` values in a
+    /// row (f32 products and sum, as transformers' vision rotary on floats): the two halves as
+    /// two straight loops, so they vectorise.
+    #[inline(always)]
+    fn rotary_row_body<const FUSED: bool>(x: &[bf16], cos: &[f32], sin: &[f32], out: &mut [bf16]) {
+        let half = cos.len() / 2;
+        for (xh, oh) in x.chunks_exact(2 * half).zip(out.chunks_exact_mut(2 * half)) {
+            let (x0, x1) = xh.split_at(half);
+            let (o0, o1) = oh.split_at_mut(half);
+            for d in 0..half {
+                let (a, b) = (widen(x0[d]), widen(x1[d]));
+                o0[d] = to_bf16(a * cos[d] - b * sin[d]);
+                o1[d] = to_bf16(b * cos[half + d] + a * sin[half + d]);
+            }
+        }
+    }
+
+    /// [`rotary_row_body`] rounding each product and the sum to bf16, as transformers' text
+    /// rotary does on bf16 tensors (`q cos`, `rotate_half(q) sin`, their sum).
+    #[inline(always)]
+    fn rotary_row_rounded_body<const FUSED: bool>(x: &[bf16], cos: &[f32], sin: &[f32], out: &mut [bf16]) {
+        let half = cos.len() / 2;
+        for (xh, oh) in x.chunks_exact(2 * half).zip(out.chunks_exact_mut(2 * half)) {
+            let (x0, x1) = xh.split_at(half);
+            let (o0, o1) = oh.split_at_mut(half);
+            for d in 0..half {
+                let (a, b) = (widen(x0[d]), widen(x1[d]));
+                o0[d] = to_bf16(round_f32(a * cos[d]) + round_f32(-b * sin[d]));
+                o1[d] = to_bf16(round_f32(b * cos[half + d]) + round_f32(a * sin[half + d]));
+            }
+        }
+    }
+
     macro_rules! dispatch {
         ($name:ident, $body:ident, ($($arg:ident : $ty:ty),*) $(-> $ret:ty)?) => {
             #[allow(clippy::too_many_arguments)]
@@ -1374,6 +1393,8 @@ mod kernels {
     dispatch!(dot, dot_body, (a: &[f32], b: &[f32]) -> f32);
     dispatch!(mix_rows, mix_rows_body, (coef: &[f32], rows: &[f32], acc: &mut [f32]));
     dispatch!(outer_add, outer_add_body, (coef: &[f32], v: &[f32], acc: &mut [f32]));
+    dispatch!(rotary_row, rotary_row_body, (x: &[bf16], cos: &[f32], sin: &[f32], out: &mut [bf16]));
+    dispatch!(rotary_row_rounded, rotary_row_rounded_body, (x: &[bf16], cos: &[f32], sin: &[f32], out: &mut [bf16]));
 }
 
 #[cfg(test)]
