@@ -607,14 +607,16 @@ pub fn try_layer_norm<const D: usize>(
     bias: &Tensor<1>,
     eps: f64,
 ) -> Result<Tensor<D>, Tensor<D>> {
+    let ones = vec![1f32; weight.dims()[0]];
     try_row_norm(x, &[weight, bias], |row, o, p| {
+        // Sums in 32 lanes (a serial f32 sum does not vectorise).
         let d = row.len() as f32;
-        let mean = row.iter().sum::<f32>() / d;
+        let mean = kernels::dot(row, &ones) / d;
         row.iter_mut().for_each(|v| *v -= mean);
-        let var = row.iter().map(|v| v * v).sum::<f32>() / d;
+        let var = kernels::dot(row, row) / d;
         let inv = 1.0 / (var + eps as f32).sqrt();
         for (((o, &v), &w), &b) in o.iter_mut().zip(row.iter()).zip(&p[0]).zip(&p[1]) {
-            *o = bf16::from_f32(v * inv * w + b);
+            *o = to_bf16(v * inv * w + b);
         }
     })
 }
@@ -628,7 +630,7 @@ pub fn try_rms_norm<const D: usize>(x: Tensor<D>, weight: &Tensor<1>, eps: f64) 
         return Err(x);
     }
     try_row_norm(x, &[weight], |row, o, p| {
-        let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+        let ms = kernels::dot(row, row) / row.len() as f32;
         let inv = 1.0 / (ms + eps as f32).sqrt();
         for ((o, &v), &w) in o.iter_mut().zip(row.iter()).zip(&p[0]) {
             *o = to_bf16(round_f32(v * inv) * w);
@@ -675,7 +677,7 @@ fn try_row_norm<const D: usize>(
     out.par_chunks_mut(d).zip(src.par_chunks(d)).for_each_init(
         || vec![0f32; d],
         |row, (o, x)| {
-            x.iter().zip(row.iter_mut()).for_each(|(x, r)| *r = x.to_f32());
+            x.iter().zip(row.iter_mut()).for_each(|(&x, r)| *r = widen(x));
             norm(row, o, &p);
         },
     );
