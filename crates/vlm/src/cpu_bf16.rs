@@ -1297,6 +1297,48 @@ mod kernels {
         acc[0]
     }
 
+    /// `out[j] = x . rows[j * n ..][..n]` for every `j < out.len()` (`n = x.len()`): four rows per
+    /// pass over `x`, 16 lanes each, so `x` is read once per four dot products.
+    #[inline(always)]
+    fn dots_body<const FUSED: bool>(x: &[f32], rows: &[f32], out: &mut [f32]) {
+        const L: usize = 16;
+        let (n, r) = (x.len(), out.len());
+        let body = n / L * L;
+        let mut j = 0;
+        while j < r {
+            // Rows past the end repeat the last one; their sums are dropped.
+            let idx: [usize; 4] = std::array::from_fn(|t| (j + t).min(r - 1) * n);
+            let mut acc = [[0f32; L]; 4];
+            let mut c = 0;
+            while c < body {
+                let xs = &x[c..c + L];
+                for (t, a) in acc.iter_mut().enumerate() {
+                    let w = &rows[idx[t] + c..][..L];
+                    for l in 0..L {
+                        a[l] = fma::<FUSED>(xs[l], w[l], a[l]);
+                    }
+                }
+                c += L;
+            }
+            for (t, a) in acc.iter_mut().enumerate() {
+                for (l, q) in (body..n).enumerate() {
+                    a[l] = fma::<FUSED>(x[q], rows[idx[t] + q], a[l]);
+                }
+                if j + t < r {
+                    let mut width = L;
+                    while width > 1 {
+                        width /= 2;
+                        for l in 0..width {
+                            a[l] += a[l + width];
+                        }
+                    }
+                    out[j + t] = a[0];
+                }
+            }
+            j += 4;
+        }
+    }
+
     /// `acc[c] += sum_j coef[j] rows[j * n + c]` for `n = acc.len()`: a few f32 rows mixed into
     /// an accumulator, 64 columns at a time so the partial sums stay in registers.
     #[inline(always)]
@@ -1393,6 +1435,7 @@ mod kernels {
     dispatch!(in_out_rows, in_out_rows_body, (x: &[f32], m: usize, k: usize, k0: usize, k1: usize, w: &[bf16], n: usize, acc: &mut [f32]));
     dispatch!(in_out_tile, in_out_tile_body, (x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, j0: usize, width: usize, acc: &mut [f32]));
     dispatch!(dot, dot_body, (a: &[f32], b: &[f32]) -> f32);
+    dispatch!(dots, dots_body, (x: &[f32], rows: &[f32], out: &mut [f32]));
     dispatch!(mix_rows, mix_rows_body, (coef: &[f32], rows: &[f32], acc: &mut [f32]));
     dispatch!(outer_add, outer_add_body, (coef: &[f32], v: &[f32], acc: &mut [f32]));
     dispatch!(rotary_row, rotary_row_body, (x: &[bf16], cos: &[f32], sin: &[f32], out: &mut [bf16]));
@@ -1464,6 +1507,46 @@ pub(crate) mod tests {
                         let tol = 1e-5 * (k as f64).sqrt() + 1e-6 * want.abs();
                         assert!((f64::from(*got) - want).abs() <= tol, "{m}x{k}x{n} {layout:?}: {got} vs {want}");
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rank_r_kernels_match_f64_reference() {
+        let mut seed = 0x2545_F491u32;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed as f32 / u32::MAX as f32) * 2.0 - 1.0
+        };
+        // Row counts around the four-row passes, lengths around the 16 lanes and 64-wide chunks.
+        for &r in &[1, 3, 4, 5, 8, 13] {
+            for &n in &[1, 15, 16, 37, 130, 1000] {
+                let x: Vec<f32> = (0..n).map(|_| rnd()).collect();
+                let rows: Vec<f32> = (0..r * n).map(|_| rnd()).collect();
+                let tol = 1e-5 * (n as f64).sqrt();
+                let mut out = vec![f32::NAN; r];
+                kernels::dots(&x, &rows, &mut out);
+                for (j, &got) in out.iter().enumerate() {
+                    let want: f64 = (0..n).map(|q| f64::from(x[q]) * f64::from(rows[j * n + q])).sum();
+                    assert!((f64::from(got) - want).abs() <= tol, "dots r {r} n {n} row {j}: {got} vs {want}");
+                }
+                let coef: Vec<f32> = (0..r).map(|_| rnd()).collect();
+                let start: Vec<f32> = (0..n).map(|_| rnd()).collect();
+                let mut acc = start.clone();
+                kernels::mix_rows(&coef, &rows, &mut acc);
+                for (c, &got) in acc.iter().enumerate() {
+                    let want = f64::from(start[c])
+                        + (0..r).map(|j| f64::from(coef[j]) * f64::from(rows[j * n + c])).sum::<f64>();
+                    assert!((f64::from(got) - want).abs() <= 1e-5, "mix_rows r {r} n {n} col {c}: {got} vs {want}");
+                }
+                let mut outer = rows.clone();
+                kernels::outer_add(&coef, &x, &mut outer);
+                for (i, &got) in outer.iter().enumerate() {
+                    let want = f64::from(rows[i]) + f64::from(coef[i / n]) * f64::from(x[i % n]);
+                    assert!((f64::from(got) - want).abs() <= 1e-6, "outer_add r {r} n {n} at {i}: {got} vs {want}");
                 }
             }
         }

@@ -80,9 +80,8 @@ impl Backward<Flex, 3> for LoraProduct {
                         continue;
                     }
                     dyf.iter_mut().zip(row).for_each(|(d, &v)| *d = widen(v));
-                    for (j, o) in o.iter_mut().enumerate() {
-                        *o = st.scaling * super::kernels::dot(&dyf, &st.b[j * n..][..n]);
-                    }
+                    super::kernels::dots(&dyf, &st.b, o);
+                    o.iter_mut().for_each(|v| *v *= st.scaling);
                 }
             });
         }
@@ -287,9 +286,8 @@ pub fn try_lora_product<const D: usize>(
         for (i, o) in out.chunks_mut(r).enumerate() {
             let row = c * ROWS + i;
             dropped_row(&xs[row * k..][..k], keep.as_ref().map(|(kp, f)| (&kp[row * k..][..k], *f)), &mut xf);
-            for (j, o) in o.iter_mut().enumerate() {
-                *o = scaling * super::kernels::dot(&xf, &at[j * k..][..k]);
-            }
+            super::kernels::dots(&xf, &at, o);
+            o.iter_mut().for_each(|v| *v *= scaling);
         }
     });
     let Ok(y) = super::try_matmul(plain::<D>(xv.clone()), &plain::<2>(wf.clone()), bf.map(plain::<1>).as_ref(), false)
