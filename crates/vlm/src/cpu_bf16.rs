@@ -27,7 +27,7 @@ mod frozen;
 #[cfg(target_arch = "x86_64")]
 mod lora;
 #[cfg(target_arch = "x86_64")]
-pub use lora::Adapter;
+pub use lora::{Adapter, draw_dropout_seed, keep_mask};
 pub mod gated;
 #[cfg(target_arch = "x86_64")]
 pub mod small_f32;

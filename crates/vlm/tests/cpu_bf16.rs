@@ -344,7 +344,7 @@ fn bf16_gated_silu_matches_f32_values_and_gradients() {
 
 /// The LoRA projection's own autodiff op (bf16 base, f32 adapters) against the same function in
 /// f32 burn ops: output, and the gradients of `x`, `A` and `B`; with dropout, against the same
-/// draw (the op takes its keep mask from the device's generator as burn's `Dropout` does).
+/// mask (the op seeds it from the device's generator, as burn's `Dropout` draws from it).
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn lora_product_under_autodiff_matches_f32_reference() {
@@ -391,7 +391,10 @@ fn lora_product_under_autodiff_matches_f32_reference() {
         let (af, bf) = (a.clone().detach().require_grad(), bw.clone().detach().require_grad());
         dev.seed(11);
         let xd = if p > 0.0 {
-            xf.clone() * xf.random_like(Distribution::Bernoulli(1.0 - p)) / (1.0 - p)
+            let keep = vldac_vlm::cpu_bf16::keep_mask(vldac_vlm::cpu_bf16::draw_dropout_seed(), b * s * k, 1.0 - p);
+            let keep: Vec<f32> = keep.iter().map(|&kept| if kept { 1.0 } else { 0.0 }).collect();
+            let keep = Tensor::<3>::from_data(burn::tensor::TensorData::new(keep, [b, s, k]), (&dev, DType::F32));
+            xf.clone() * keep / (1.0 - p)
         } else {
             xf.clone()
         };
@@ -488,4 +491,25 @@ fn prompt_attention_under_autodiff_matches_f32_gradients() {
         let e = rel_err(got, want, 0.25);
         assert!(e < 3e-2, "gradient of {name}: relative error {e}");
     }
+}
+
+/// Dropout's keep mask: the kept fraction is `p_keep` within 5 standard deviations, the scaling
+/// is applied by the op (kept inputs times 1/p_keep), the mask is a prefix-stable function of its
+/// seed (chunks drawn in parallel give the same stream as one long draw) and seeds differ.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn dropout_keep_mask_has_the_right_rate_and_is_reproducible() {
+    use vldac_vlm::cpu_bf16::keep_mask;
+    for p_keep in [0.9, 0.5, 0.75] {
+        let n = 200_003;
+        let m = keep_mask(42, n, p_keep);
+        let kept = m.iter().filter(|&&k| k).count() as f64;
+        let sd = (n as f64 * p_keep * (1.0 - p_keep)).sqrt();
+        assert!((kept - n as f64 * p_keep).abs() < 5.0 * sd, "p_keep {p_keep}: kept {kept} of {n}");
+        assert_eq!(keep_mask(42, 50_000, p_keep), m[..50_000], "prefix of the same stream");
+        let other = keep_mask(43, n, p_keep);
+        assert!(other.iter().zip(&m).filter(|(a, b)| a != b).count() > n / 20, "another seed, another mask");
+    }
+    assert!(keep_mask(7, 1000, 1.0).iter().all(|&k| k));
+    assert!(keep_mask(7, 1000, 0.0).iter().all(|&k| !k));
 }

@@ -211,6 +211,33 @@ pub(super) fn autodiff_parts<const D: usize>(
     }
 }
 
+/// A seed for [`keep_mask`] from flex's generator (the one burn's `Dropout` draws from), so
+/// `Device::seed` makes the masks reproducible.
+pub fn draw_dropout_seed() -> u64 {
+    let draw = Tensor::<1>::random([2], Distribution::Default, (&burn::tensor::Device::flex(), DType::F32));
+    let v = draw.into_data().try_into_vec::<f32>().unwrap_or_default();
+    v.iter().fold(0u64, |acc, x| (acc << 32) | u64::from(x.to_bits()))
+}
+
+/// Dropout's keep flags: element `i` is kept when the `i`-th 32-bit word of ChaCha8 seeded with
+/// `seed` is below `p_keep * 2^32`. The stream is counter-based, so chunks are drawn in parallel
+/// and the mask does not depend on the thread count. burn's `Dropout` drew one value per element
+/// on one thread through `TensorData::random` (its `Bernoulli` at the 2B width: one draw per
+/// input of each of the seven projections, every layer, every step).
+pub fn keep_mask(seed: u64, len: usize, p_keep: f64) -> Vec<bool> {
+    use rand::{Rng, SeedableRng};
+    const CHUNK: usize = 1 << 14;
+    let threshold = (p_keep.clamp(0.0, 1.0) * 4_294_967_296.0) as u64;
+    let mut out = vec![false; len];
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        // Word positions count 32-bit outputs.
+        rng.set_word_pos((c * CHUNK) as u128);
+        chunk.iter_mut().for_each(|kept| *kept = u64::from(rng.next_u32()) < threshold);
+    });
+    out
+}
+
 /// The adapter of a [`super::lora_linear`] call: `A [in, r]`, `B [r, out]` (f32 autodiff
 /// tensors, usually the trainable parameters), the scaling, and the dropout probability to
 /// apply (0 when the dropout is off).
@@ -273,9 +300,7 @@ pub fn try_lora_product<const D: usize>(
     let b_host = Ad::inner(ab).to_contiguous().as_slice::<f32>().expect("contiguous f32").to_vec();
     let keep = (adapter.dropout > 0.0).then(|| {
         let p_keep = 1.0 - adapter.dropout;
-        let draw = plain::<D>(xv.clone()).random_like(Distribution::Bernoulli(p_keep));
-        let kept = draw.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
-        (kept.into_iter().map(|v| v != 0.0).collect::<Vec<bool>>(), (1.0 / p_keep) as f32)
+        (keep_mask(draw_dropout_seed(), m * k, p_keep), (1.0 / p_keep) as f32)
     });
     let scaling = adapter.scaling as f32;
     let xs = xv.as_slice::<bf16>().expect("contiguous bf16");
