@@ -108,6 +108,42 @@ fn bf16_vision_attention_matches_rotary_and_burn_attention_in_f32() {
     }
 }
 
+/// The f32 vision attention (our gemm-per-block kernel, rotary fused into the split) against
+/// burn's rotary and attention on the same f32 values: equal up to f32 summation order.
+#[test]
+fn f32_vision_attention_matches_rotary_and_burn_attention() {
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+    use vldac_vlm::cpu_bf16::try_vision_attention;
+    use vldac_vlm::vision::apply_rotary;
+    let dev = Device::flex();
+    // 80-wide heads (the 2B tower's), 150 patches: two full query blocks and a partial one.
+    let (n, h, hd) = (150, 3, 80);
+    let qkv = Tensor::<2>::random([n, 3 * h * hd], Distribution::Uniform(-2.0, 2.0), (&dev, DType::F32));
+    let angles = Tensor::<3>::random([n, 1, hd], Distribution::Uniform(-3.0, 3.0), (&dev, DType::F32));
+    let (cos, sin) = (angles.clone().cos(), angles.sin());
+    let part = |i: usize| qkv.clone().narrow(1, i * h * hd, h * hd).reshape([n, h, hd]);
+    let rot = |t: Tensor<3>| apply_rotary(t, cos.clone(), sin.clone());
+    let heads_first = |t: Tensor<3>| t.swap_dims(0, 1).unsqueeze_dim::<4>(0);
+    let want = attention(
+        heads_first(rot(part(0))),
+        heads_first(rot(part(1))),
+        heads_first(part(2)),
+        None,
+        None,
+        AttentionModuleOptions::default(),
+    );
+    let want: Tensor<2> = want.squeeze_dim::<3>(0).swap_dims(0, 1).reshape([n, h * hd]);
+    match try_vision_attention(qkv, h, &cos, &sin) {
+        Ok(got) => {
+            assert_eq!(got.dtype(), DType::F32);
+            let e = rel_err(got, want, 0.05);
+            assert!(e < 1e-5, "relative error {e}");
+        }
+        Err(_) => eprintln!("skipped: this CPU has no AVX-512F, so the f32 vision attention declines"),
+    }
+}
+
 #[test]
 fn bf16_layer_norm_matches_the_f32_tensor_ops() {
     use burn::module::Param;
@@ -512,4 +548,26 @@ fn dropout_keep_mask_has_the_right_rate_and_is_reproducible() {
     }
     assert!(keep_mask(7, 1000, 1.0).iter().all(|&k| k));
     assert!(keep_mask(7, 1000, 0.0).iter().all(|&k| !k));
+}
+
+/// For f32 weights (burn's matmul), `linear_then` applies the activation in place on the product:
+/// the same values as burn's tensor-op activations, for both GELUs.
+#[test]
+fn f32_linear_then_applies_the_activation_in_place() {
+    use burn::module::Param;
+    use burn::nn::Linear;
+    use burn::tensor::activation::{gelu, sigmoid};
+    use vldac_vlm::cpu_bf16::{Epilogue, linear_then};
+    let dev = Device::flex();
+    let f = |shape: [usize; 2]| Tensor::<2>::random(shape, Distribution::Uniform(-1.0, 1.0), (&dev, DType::F32));
+    let (m, k, n) = (300, 64, 130);
+    let l = Linear { weight: Param::from_tensor(f([k, n])), bias: Some(Param::from_tensor(f([1, n]).reshape([n]))) };
+    let x = f([m, k]);
+    let v = l.forward(x.clone());
+    let quick = |t: Tensor<2>| t.clone() * sigmoid(t.mul_scalar(1.702));
+    for (epilogue, want) in [(Epilogue::QuickGelu, quick(v.clone())), (Epilogue::Gelu, gelu(v))] {
+        let got = linear_then(&l, x.clone(), epilogue, |_| panic!("the in-place path applies to f32 on flex"));
+        let e = rel_err(got, want, 0.05);
+        assert!(e < 1e-5, "{epilogue:?}: relative error {e}");
+    }
 }

@@ -22,6 +22,7 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use rayon::prelude::*;
 
+use super::attention_f32::product;
 use super::lora::autodiff_parts;
 use super::{PromptShape, to_bf16, widen};
 
@@ -133,49 +134,6 @@ impl Backward<Flex, 3> for PromptAttention {
         if let Some(node) = pv {
             grads.register::<Flex>(node.id, tensor(dv.iter().map(|&x| to_bf16(x)).collect(), ekv));
         }
-    }
-}
-
-/// `dst[m, n] = lhs[m, k] rhs[k, n]` in f32, each operand given by its (row, column) strides.
-#[allow(clippy::too_many_arguments)]
-fn product(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    lhs: &[f32],
-    l: (usize, usize),
-    rhs: &[f32],
-    r: (usize, usize),
-) {
-    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    // SAFETY: dst is m x n with row stride n; lhs and rhs hold every element their strides
-    // reach (checked above for the row-major and transposed layouts used here).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.as_ptr(),
-            l.1 as isize,
-            l.0 as isize,
-            rhs.as_ptr(),
-            r.1 as isize,
-            r.0 as isize,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
     }
 }
 

@@ -815,6 +815,61 @@ unsafe fn softmax_row(s: &mut [f32], p: &mut [bf16], scale: f32) -> f32 {
     }
 }
 
+/// `softmax(scale s)` in place over each row of `n` (f32 probabilities; `scale > 0`, rows not
+/// all minus infinity): the f32 attention's softmax, on [`exp_ps`].
+///
+/// # Panics
+/// If the CPU lacks AVX-512F or `s.len()` is not a multiple of `n`.
+pub fn softmax_f32_rows(s: &mut [f32], n: usize, scale: f32) {
+    assert!(std::arch::is_x86_feature_detected!("avx512f"), "softmax_f32_rows needs AVX-512F");
+    assert!(n > 0 && s.len().is_multiple_of(n), "softmax_f32_rows: {} values in rows of {n}", s.len());
+    for row in s.chunks_mut(n) {
+        // SAFETY: the CPU has AVX-512F (asserted).
+        unsafe { softmax_f32_row(row, scale) }
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn softmax_f32_row(s: &mut [f32], scale: f32) {
+    let n = s.len();
+    let full = n / 16 * 16;
+    let tail: __mmask16 = ((1u32 << (n - full)) - 1) as u16;
+    // SAFETY: full loads/stores below `full`, masked ones for the tail, all within s.
+    unsafe {
+        let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
+        for i in (0..full).step_by(16) {
+            mx = _mm512_max_ps(mx, _mm512_loadu_ps(s.as_ptr().add(i)));
+        }
+        if tail != 0 {
+            mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, s.as_ptr().add(full)));
+        }
+        let m = _mm512_set1_ps(_mm512_reduce_max_ps(mx) * scale);
+        let sv = _mm512_set1_ps(scale);
+        let mut sum = _mm512_setzero_ps();
+        for i in (0..full).step_by(16) {
+            let p = s.as_mut_ptr().add(i);
+            let y = exp_ps(_mm512_fmsub_ps(_mm512_loadu_ps(p), sv, m));
+            sum = _mm512_add_ps(sum, y);
+            _mm512_storeu_ps(p, y);
+        }
+        if tail != 0 {
+            let p = s.as_mut_ptr().add(full);
+            let y = _mm512_maskz_mov_ps(tail, exp_ps(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(tail, p), sv, m)));
+            sum = _mm512_add_ps(sum, y);
+            _mm512_mask_storeu_ps(p, tail, y);
+        }
+        let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
+        for i in (0..full).step_by(16) {
+            let p = s.as_mut_ptr().add(i);
+            _mm512_storeu_ps(p, _mm512_mul_ps(_mm512_loadu_ps(p), inv));
+        }
+        if tail != 0 {
+            let p = s.as_mut_ptr().add(full);
+            _mm512_mask_storeu_ps(p, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, p), inv));
+        }
+    }
+}
+
 /// `v * sigmoid(a v)` in place: quick GELU (`a` = 1.702, the vision MLP) and SiLU (`a` = 1, the
 /// text MLP), fused after their products.
 pub fn sigmoid_mul(v: &mut [f32], a: f32) {
