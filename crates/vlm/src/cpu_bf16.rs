@@ -8,9 +8,12 @@
 //! as torch does). Elsewhere a few rows stream the weight once, widened in registers, and many
 //! rows widen it panel by panel into a cache-sized buffer for gemm's f32 kernel. Sums are f32 and the result is rounded to bf16 once, as torch does.
 //! Inputs are plain flex tensors or autodiff ones that are not tracked (the frozen vision tower
-//! during LoRA training: the result is handed back as an untracked autodiff tensor); a tracked
-//! input with a frozen bf16 weight goes through `frozen.rs`'s autodiff op. Other backends never
-//! come here; f32 weights only for decode-sized products (`small_f32.rs`).
+//! during LoRA training: the result is handed back as an untracked autodiff tensor). Tracked
+//! inputs go through autodiff ops of our own on the same kernels: a frozen bf16 product
+//! (`frozen.rs`), a LoRA projection (`lora.rs`), the prompt's attention (`attention_grad.rs`),
+//! `silu(g) * u` (`gated.rs`). Other backends never come here. f32 weights come here for
+//! decode-sized products (`small_f32.rs`), the vision attention (`attention_f32.rs`) and the
+//! activations after burn's f32 products.
 
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind};
