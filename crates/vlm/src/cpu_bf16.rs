@@ -397,27 +397,13 @@ pub fn try_vision_attention(
     if qkv.dtype() == DType::F32 {
         return try_vision_attention_f32(qkv, heads, cos, sin);
     }
-    let applies = enabled()
-        && heads > 0
-        && e3 == 3 * heads * hd
-        && hd.is_multiple_of(2)
+    let applies = qkv.dtype() == DType::BF16
         && n.is_multiple_of(2)
         && use_dp(n, hd, WeightLayout::OutIn)
-        && qkv.dtype() == DType::BF16
-        && cos.dims() == [n, 1, hd]
-        && sin.dims() == [n, 1, hd]
-        && origin_of(&qkv).is_some_and(|o| {
-            [cos, sin].iter().all(|t| t.dtype() == DType::F32 && flex_for((*t).clone(), &o).is_some())
-        });
+        && vision_shapes_fit(&qkv, heads, cos, sin);
     #[cfg(target_arch = "x86_64")]
     if applies {
-        let (xf, origin) = match flex_value(qkv.into_dispatch()) {
-            Ok(t) => t,
-            Err(other) => return Err(Tensor::from_dispatch(other)),
-        };
-        let xc = if xf.is_contiguous() { xf } else { xf.to_contiguous() };
-        let contiguous = |t: &Tensor<3>| flex(t.clone()).expect("checked above").to_contiguous();
-        let (cf, sf) = (contiguous(cos), contiguous(sin));
+        let (xc, origin, cf, sf) = vision_operands(qkv, cos, sin)?;
         let (src, c, s) = (
             xc.as_slice::<bf16>().expect("contiguous bf16"),
             cf.as_slice::<f32>().expect("contiguous f32"),
@@ -455,26 +441,10 @@ fn try_vision_attention_f32(
     let [n, e3] = qkv.dims();
     let e = e3 / 3;
     let hd = e / heads.max(1);
-    let applies = enabled()
-        && small_f32::available()
-        && heads > 0
-        && e3 == 3 * heads * hd
-        && hd.is_multiple_of(2)
-        && cos.dims() == [n, 1, hd]
-        && sin.dims() == [n, 1, hd]
-        && origin_of(&qkv).is_some_and(|o| {
-            [cos, sin].iter().all(|t| t.dtype() == DType::F32 && flex_for((*t).clone(), &o).is_some())
-        });
-    if !applies {
+    if !(small_f32::available() && vision_shapes_fit(&qkv, heads, cos, sin)) {
         return Err(qkv);
     }
-    let (xf, origin) = match flex_value(qkv.into_dispatch()) {
-        Ok(t) => t,
-        Err(other) => return Err(Tensor::from_dispatch(other)),
-    };
-    let xc = if xf.is_contiguous() { xf } else { xf.to_contiguous() };
-    let contiguous = |t: &Tensor<3>| flex(t.clone()).expect("checked above").to_contiguous();
-    let (cf, sf) = (contiguous(cos), contiguous(sin));
+    let (xc, origin, cf, sf) = vision_operands(qkv, cos, sin)?;
     let mut out = vec![0f32; n * e];
     attention_f32::vision_attention(
         xc.as_slice::<f32>().expect("contiguous f32"),
@@ -487,6 +457,39 @@ fn try_vision_attention_f32(
     );
     let t = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from([n, e])), DType::F32);
     Ok(Tensor::from_dispatch(dispatch_as(t, &origin)))
+}
+
+/// The vision attention's shape and kind checks shared by its bf16 and f32 paths: `qkv`
+/// `[n, 3 * heads * hd]` with `hd` even, plain or untracked on flex, `cos`/`sin` f32
+/// `[n, 1, hd]` that go with it.
+fn vision_shapes_fit(qkv: &Tensor<2>, heads: usize, cos: &Tensor<3>, sin: &Tensor<3>) -> bool {
+    let [n, e3] = qkv.dims();
+    let hd = e3 / 3 / heads.max(1);
+    enabled()
+        && heads > 0
+        && e3 == 3 * heads * hd
+        && hd.is_multiple_of(2)
+        && cos.dims() == [n, 1, hd]
+        && sin.dims() == [n, 1, hd]
+        && origin_of(qkv)
+            .is_some_and(|o| [cos, sin].iter().all(|t| t.dtype() == DType::F32 && flex_for((*t).clone(), &o).is_some()))
+}
+
+/// The contiguous flex values of a vision attention's `qkv`, `cos`, `sin` (after
+/// [`vision_shapes_fit`]) and where `qkv` came from.
+#[allow(clippy::result_large_err)]
+fn vision_operands(
+    qkv: Tensor<2>,
+    cos: &Tensor<3>,
+    sin: &Tensor<3>,
+) -> Result<(FlexTensor, Origin, FlexTensor, FlexTensor), Tensor<2>> {
+    let (xf, origin) = match flex_value(qkv.into_dispatch()) {
+        Ok(t) => t,
+        Err(other) => return Err(Tensor::from_dispatch(other)),
+    };
+    let xc = if xf.is_contiguous() { xf } else { xf.to_contiguous() };
+    let contiguous = |t: &Tensor<3>| flex(t.clone()).expect("checked by vision_shapes_fit").to_contiguous();
+    Ok((xc, origin, contiguous(cos), contiguous(sin)))
 }
 
 /// Whether burn's attention should run on `q`'s values widened to f32: bf16 on flex (CPU, with or

@@ -86,63 +86,39 @@ impl Backward<Flex, 3> for LoraProduct {
             });
         }
         if let Some(node) = pb {
-            // dB = h^T dy, `[r, n]`: each task owns a block of columns and runs over the rows.
-            let mut db = vec![0f32; r * n];
-            let blocks: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(COLS))
-                .into_par_iter()
-                .map(|c| {
-                    let (c0, w) = (c * COLS, COLS.min(n - c * COLS));
-                    let mut acc = vec![0f32; r * w];
-                    let mut dyf = vec![0f32; w];
-                    for i in 0..m {
-                        let hr = &st.h[i * r..][..r];
-                        if hr.iter().all(|&v| v == 0.0) {
-                            continue;
-                        }
-                        dyf.iter_mut().zip(&dy[i * n + c0..][..w]).for_each(|(d, &v)| *d = widen(v));
-                        super::kernels::outer_add(hr, &dyf, &mut acc);
-                    }
-                    (c0, acc)
-                })
-                .collect();
-            for (c0, acc) in blocks {
-                let w = acc.len() / r.max(1);
-                for j in 0..r {
-                    db[j * n + c0..][..w].copy_from_slice(&acc[j * w..][..w]);
-                }
-            }
+            // dB = h^T dy, `[r, n]`.
+            let db = rows_outer_sum(
+                m,
+                r,
+                n,
+                |i| &st.h[i * r..][..r],
+                |i, c0, out| {
+                    let w = out.len();
+                    out.iter_mut().zip(&dy[i * n + c0..][..w]).for_each(|(d, &v)| *d = widen(v))
+                },
+            );
             grads.register::<Flex>(node.id, f32_tensor(db, vec![r, n]));
         }
         if let Some(node) = pa {
-            // dA = drop(x)^T (s g), built as `[r, k]` (block of inputs per task), returned `[k, r]`.
-            let blocks: Vec<(usize, Vec<f32>)> = (0..k.div_ceil(COLS))
-                .into_par_iter()
-                .map(|c| {
-                    let (c0, w) = (c * COLS, COLS.min(k - c * COLS));
-                    let mut acc = vec![0f32; r * w];
-                    let mut xf = vec![0f32; w];
-                    for i in 0..m {
-                        let g = &sg[i * r..][..r];
-                        if g.iter().all(|&v| v == 0.0) {
-                            continue;
-                        }
-                        dropped_row(
-                            &xs[i * k + c0..][..w],
-                            st.keep.as_ref().map(|(kp, f)| (&kp[i * k + c0..][..w], *f)),
-                            &mut xf,
-                        );
-                        super::kernels::outer_add(g, &xf, &mut acc);
-                    }
-                    (c0, acc)
-                })
-                .collect();
+            // dA = drop(x)^T (s g), built as `[r, k]`, returned `[k, r]`.
+            let dat = rows_outer_sum(
+                m,
+                r,
+                k,
+                |i| &sg[i * r..][..r],
+                |i, c0, out| {
+                    let w = out.len();
+                    dropped_row(
+                        &xs[i * k + c0..][..w],
+                        st.keep.as_ref().map(|(kp, f)| (&kp[i * k + c0..][..w], *f)),
+                        out,
+                    )
+                },
+            );
             let mut da = vec![0f32; k * r];
-            for (c0, acc) in blocks {
-                let w = acc.len() / r.max(1);
-                for j in 0..r {
-                    for (q, &v) in acc[j * w..][..w].iter().enumerate() {
-                        da[(c0 + q) * r + j] = v;
-                    }
+            for j in 0..r {
+                for (q, &v) in dat[j * k..][..k].iter().enumerate() {
+                    da[q * r + j] = v;
                 }
             }
             grads.register::<Flex>(node.id, f32_tensor(da, vec![k, r]));
@@ -175,6 +151,42 @@ impl Backward<Flex, 3> for LoraProduct {
             grads.register::<Flex>(node.id, dx);
         }
     }
+}
+
+/// `sum_i coef(i)^T row(i)` as `[r, width]`: each task owns a block of `COLS` columns, fills
+/// row `i`'s slice of it (`fill(i, c0, out)`) and adds the rank-one update; rows whose
+/// coefficients are all zero are skipped (their updates are zero).
+fn rows_outer_sum<'a>(
+    m: usize,
+    r: usize,
+    width: usize,
+    coef: impl Fn(usize) -> &'a [f32] + Sync,
+    fill: impl Fn(usize, usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let blocks: Vec<(usize, Vec<f32>)> = (0..width.div_ceil(COLS))
+        .into_par_iter()
+        .map(|c| {
+            let (c0, w) = (c * COLS, COLS.min(width - c * COLS));
+            let (mut acc, mut vals) = (vec![0f32; r * w], vec![0f32; w]);
+            for i in 0..m {
+                let g = coef(i);
+                if g.iter().all(|&v| v == 0.0) {
+                    continue;
+                }
+                fill(i, c0, &mut vals);
+                super::kernels::outer_add(g, &vals, &mut acc);
+            }
+            (c0, acc)
+        })
+        .collect();
+    let mut out = vec![0f32; r * width];
+    for (c0, acc) in blocks {
+        let w = acc.len() / r.max(1);
+        for j in 0..r {
+            out[j * width + c0..][..w].copy_from_slice(&acc[j * w..][..w]);
+        }
+    }
+    out
 }
 
 impl State {
