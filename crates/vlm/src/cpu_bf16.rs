@@ -1199,6 +1199,13 @@ pub(crate) fn split_k(
     });
 }
 
+/// Element index of a streamed weight's prefetch target: column `col` of `row` while it is inside
+/// the row (`n` wide), else the part past the end continues on `next_row` (the same row of the
+/// next streamed block). Only ever used as a prefetch address, which may lie past the weight.
+pub(crate) fn prefetch_index(row: usize, next_row: usize, col: usize, n: usize) -> usize {
+    if col < n { row * n + col } else { next_row * n + col - n }
+}
+
 /// Output columns per task: enough tasks to balance the pool, each tile at most `NT_MAX` wide and
 /// a multiple of 16 lanes.
 fn tile_width(n: usize) -> usize {

@@ -206,10 +206,12 @@ unsafe fn stream_micro<const R: usize>(
     // masked off; c covers R rows of `cols` f32 at stride n.
     unsafe {
         for p in pb..pe {
-            // The same columns of the next block's rows: W is read in row order one block ahead,
-            // which the hardware prefetcher does not do for this many strided streams.
-            _mm_prefetch::<_MM_HINT_T1>(w.add((2 * (p + SP)) * n + j).cast::<i8>());
-            _mm_prefetch::<_MM_HINT_T1>(w.add((2 * (p + SP) + 1) * n + j).cast::<i8>());
+            // 1 KiB further along both rows of the pair (past their end: the next block's
+            // pair), so that each of the block's `2 SP` interleaved row streams has its lines in
+            // flight; the hardware prefetcher does not keep up with this many.
+            let ahead = super::prefetch_index(2 * p, 2 * (p + SP), j + 512, n);
+            _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(ahead).cast::<i8>());
+            _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(ahead + n).cast::<i8>());
             let a = _mm512_maskz_loadu_epi16(mask, w.add(2 * p * n + j).cast::<i16>());
             let b = _mm512_maskz_loadu_epi16(mask, w.add((2 * p + 1) * n + j).cast::<i16>());
             let lo = as_bh(_mm512_permutex2var_epi16(a, lo_idx, b));
@@ -576,6 +578,11 @@ unsafe fn dot<const R: usize, const J: usize>(k: usize, x: *const bf16, w: *cons
     unsafe {
         let full = k / 32 * 32;
         let mut step = |off: usize, mask: __mmask32| {
+            // The next block of J rows (contiguous after these), J lines a step: it is in L1
+            // when this block ends.
+            for q in 0..J {
+                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(J * k + off * J + q * 32).cast::<i8>());
+            }
             let wv: [__m512bh; J] =
                 std::array::from_fn(|q| as_bh(_mm512_maskz_loadu_epi16(mask, w.add(q * k + off).cast::<i16>())));
             for (r, acc) in acc.iter_mut().enumerate() {

@@ -133,8 +133,11 @@ unsafe fn stream_micro<const R: usize>(
     // masked off; c covers R rows of `cols` f32 at stride n.
     unsafe {
         for kk in kb..ke {
-            // The same columns one block ahead (see `dpbf16::stream_micro`).
-            _mm_prefetch::<_MM_HINT_T1>(w.add((kk + SR) * n + j).cast::<i8>());
+            // 1 KiB further along this row (past its end: the next block's same row), so that
+            // each of the block's `SR` interleaved row streams has its lines in flight.
+            let ahead = super::prefetch_index(kk, kk + SR, j + 256, n);
+            _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(ahead).cast::<i8>());
+            _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(ahead + 16).cast::<i8>());
             let row = w.add(kk * n + j);
             let w0 = _mm512_maskz_loadu_ps(m0, row);
             let w1 = _mm512_maskz_loadu_ps(m1, row.add(16));
@@ -190,6 +193,11 @@ unsafe fn dot<const R: usize, const J: usize>(k: usize, x: *const f32, w: *const
     unsafe {
         let full = k / 16 * 16;
         let mut step = |off: usize, mask: __mmask16| {
+            // The next block of J rows (contiguous after these), J lines a step: it is in L1
+            // when this block ends.
+            for q in 0..J {
+                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(J * k + off * J + q * 16).cast::<i8>());
+            }
             let wv: [__m512; J] = std::array::from_fn(|q| _mm512_maskz_loadu_ps(mask, w.add(q * k + off)));
             for (r, acc) in acc.iter_mut().enumerate() {
                 let xv = _mm512_maskz_loadu_ps(mask, x.add(r * k + off));
