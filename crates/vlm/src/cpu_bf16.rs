@@ -1537,6 +1537,16 @@ mod kernels {
 pub(crate) mod tests {
     use super::*;
 
+    /// Uniform values in [-1, 1) from a xorshift32 stream: the kernels' tests' inputs.
+    pub(crate) fn uniform(mut seed: u32) -> impl FnMut() -> f32 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed as f32 / u32::MAX as f32) * 2.0 - 1.0
+        }
+    }
+
     /// `x @ W (+ bias)` in f64, element getters so every kernel's test can use it (`x[i * k + kk]`,
     /// `W` at `kk * n + j` (InOut) or `j * k + kk` (OutIn)).
     #[allow(clippy::too_many_arguments)]
@@ -1568,13 +1578,7 @@ pub(crate) mod tests {
 
     #[test]
     fn kernels_match_f64_reference() {
-        let mut seed = 0x9E37_79B9u32;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            (seed as f32 / u32::MAX as f32) * 2.0 - 1.0
-        };
+        let mut rnd = uniform(0x9E37_79B9);
         for &(m, k, n) in &[(1, 37, 53), (3, 129, 300), (8, 64, 17), (16, 5, 1000), (17, 600, 301), (40, 1100, 520)] {
             for layout in [WeightLayout::InOut, WeightLayout::OutIn] {
                 for with_bias in [false, true] {
@@ -1605,13 +1609,7 @@ pub(crate) mod tests {
 
     #[test]
     fn rank_r_kernels_match_f64_reference() {
-        let mut seed = 0x2545_F491u32;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            (seed as f32 / u32::MAX as f32) * 2.0 - 1.0
-        };
+        let mut rnd = uniform(0x2545_F491);
         // Row counts around the four-row passes, lengths around the 16 lanes and 64-wide chunks.
         for &r in &[1, 3, 4, 5, 8, 13] {
             for &n in &[1, 15, 16, 37, 130, 1000] {

@@ -72,23 +72,28 @@ fn other_paths_are_left_alone() {
     assert_eq!(back.dims(), [2, 16]);
 }
 
-#[test]
-fn bf16_vision_attention_matches_rotary_and_burn_attention_in_f32() {
+/// The vision attention as transformers computes it, on burn's ops in f32: rotary on q and k
+/// (rounded to bf16 afterwards when `round_rotary`, as a bf16 model does), then attention over
+/// all patches. `qkv` `[n, 3 h hd]`, cos/sin `[n, 1, hd]`; returns `[n, h hd]`.
+fn vision_attention_reference(
+    qkv: &Tensor<2>,
+    h: usize,
+    cos: &Tensor<3>,
+    sin: &Tensor<3>,
+    round_rotary: bool,
+) -> Tensor<2> {
     use burn::tensor::module::attention;
     use burn::tensor::ops::AttentionModuleOptions;
-    use vldac_vlm::cpu_bf16::try_vision_attention;
     use vldac_vlm::vision::apply_rotary;
-    let dev = Device::flex();
-    // [n patches, heads, head dim]: the 2B vision tower's head size, a length across query blocks.
-    let (n, h, hd) = (136, 3, 80);
-    let qkv = random([n, 3 * h * hd], &dev);
-    let angles = Tensor::<3>::random([n, 1, hd], Distribution::Uniform(-3.0, 3.0), (&dev, DType::F32));
-    let (cos, sin) = (angles.clone().cos(), angles.sin());
-    // The reference: transformers' order (rotary in f32, rounded to bf16), attention in f32.
+    let [n, width] = qkv.dims();
+    let hd = width / (3 * h);
     let part = |i: usize| qkv.clone().narrow(1, i * h * hd, h * hd).reshape([n, h, hd]).cast(DType::F32);
-    let rot = |t: Tensor<3>| apply_rotary(t, cos.clone(), sin.clone()).cast(DType::BF16).cast(DType::F32);
+    let rot = |t: Tensor<3>| {
+        let r = apply_rotary(t, cos.clone(), sin.clone());
+        if round_rotary { r.cast(DType::BF16).cast(DType::F32) } else { r }
+    };
     let heads_first = |t: Tensor<3>| t.swap_dims(0, 1).unsqueeze_dim::<4>(0);
-    let want = attention(
+    let out = attention(
         heads_first(rot(part(0))),
         heads_first(rot(part(1))),
         heads_first(part(2)),
@@ -96,7 +101,19 @@ fn bf16_vision_attention_matches_rotary_and_burn_attention_in_f32() {
         None,
         AttentionModuleOptions::default(),
     );
-    let want: Tensor<2> = want.squeeze_dim::<3>(0).swap_dims(0, 1).reshape([n, h * hd]);
+    out.squeeze_dim::<3>(0).swap_dims(0, 1).reshape([n, h * hd])
+}
+
+#[test]
+fn bf16_vision_attention_matches_rotary_and_burn_attention_in_f32() {
+    use vldac_vlm::cpu_bf16::try_vision_attention;
+    let dev = Device::flex();
+    // [n patches, heads, head dim]: the 2B vision tower's head size, a length across query blocks.
+    let (n, h, hd) = (136, 3, 80);
+    let qkv = random([n, 3 * h * hd], &dev);
+    let angles = Tensor::<3>::random([n, 1, hd], Distribution::Uniform(-3.0, 3.0), (&dev, DType::F32));
+    let (cos, sin) = (angles.clone().cos(), angles.sin());
+    let want = vision_attention_reference(&qkv, h, &cos, &sin, true);
     match try_vision_attention(qkv, h, &cos, &sin) {
         Ok(got) => {
             assert_eq!(got.dtype(), DType::BF16);
@@ -112,28 +129,14 @@ fn bf16_vision_attention_matches_rotary_and_burn_attention_in_f32() {
 /// burn's rotary and attention on the same f32 values: equal up to f32 summation order.
 #[test]
 fn f32_vision_attention_matches_rotary_and_burn_attention() {
-    use burn::tensor::module::attention;
-    use burn::tensor::ops::AttentionModuleOptions;
     use vldac_vlm::cpu_bf16::try_vision_attention;
-    use vldac_vlm::vision::apply_rotary;
     let dev = Device::flex();
     // 80-wide heads (the 2B tower's), 150 patches: two full query blocks and a partial one.
     let (n, h, hd) = (150, 3, 80);
     let qkv = Tensor::<2>::random([n, 3 * h * hd], Distribution::Uniform(-2.0, 2.0), (&dev, DType::F32));
     let angles = Tensor::<3>::random([n, 1, hd], Distribution::Uniform(-3.0, 3.0), (&dev, DType::F32));
     let (cos, sin) = (angles.clone().cos(), angles.sin());
-    let part = |i: usize| qkv.clone().narrow(1, i * h * hd, h * hd).reshape([n, h, hd]);
-    let rot = |t: Tensor<3>| apply_rotary(t, cos.clone(), sin.clone());
-    let heads_first = |t: Tensor<3>| t.swap_dims(0, 1).unsqueeze_dim::<4>(0);
-    let want = attention(
-        heads_first(rot(part(0))),
-        heads_first(rot(part(1))),
-        heads_first(part(2)),
-        None,
-        None,
-        AttentionModuleOptions::default(),
-    );
-    let want: Tensor<2> = want.squeeze_dim::<3>(0).swap_dims(0, 1).reshape([n, h * hd]);
+    let want = vision_attention_reference(&qkv, h, &cos, &sin, false);
     match try_vision_attention(qkv, h, &cos, &sin) {
         Ok(got) => {
             assert_eq!(got.dtype(), DType::F32);

@@ -13,7 +13,7 @@
 //! backward accumulates in f32 and returns bf16.
 
 use burn::backend::flex::{Flex, FlexTensor, Layout};
-use burn::backend::{AutodiffBackend, BackendTensor, BackendTypes, DispatchTensor, DispatchTensorKind};
+use burn::backend::{AutodiffBackend, BackendTypes};
 use burn::tensor::{Bool, Bytes, DType, Shape, Tensor, bf16};
 use burn_autodiff::Autodiff;
 use burn_autodiff::checkpoint::base::Checkpointer;
@@ -23,7 +23,7 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use rayon::prelude::*;
 
 use super::attention_f32::product;
-use super::lora::autodiff_parts;
+use super::lora::{autodiff_parts, from_autodiff_parts};
 use super::{PromptShape, to_bf16, widen};
 
 type Ad = Autodiff<Flex>;
@@ -209,6 +209,5 @@ pub fn prompt_attention(
         OpsKind::Tracked(prep) => prep.finish(state, out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
-    let kind = DispatchTensorKind::Autodiff(Box::new(DispatchTensorKind::Flex(BackendTensor::Autodiff(out))));
-    Tensor::from_dispatch(DispatchTensor { kind, autodiff: context })
+    from_autodiff_parts(out, context)
 }

@@ -828,7 +828,7 @@ unsafe fn softmax_row(s: &mut [f32], p: &mut [bf16], scale: f32) -> f32 {
 /// # Panics
 /// If the CPU lacks AVX-512F or `s.len()` is not a multiple of `n`.
 pub fn softmax_f32_rows(s: &mut [f32], n: usize, scale: f32) {
-    assert!(std::arch::is_x86_feature_detected!("avx512f"), "softmax_f32_rows needs AVX-512F");
+    assert!(super::small_f32::available(), "softmax_f32_rows needs AVX-512F");
     assert!(n > 0 && s.len().is_multiple_of(n), "softmax_f32_rows: {} values in rows of {n}", s.len());
     for row in s.chunks_mut(n) {
         // SAFETY: the CPU has AVX-512F (asserted).
@@ -990,13 +990,8 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX512-BF16 (vdpbf16ps)");
             return;
         }
-        let mut seed = 0x1234_5677u32;
-        let mut rnd = move |amp: f32| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            bf16::from_f32(((seed as f32 / u32::MAX as f32) * 2.0 - 1.0) * amp)
-        };
+        let mut uniform = super::super::tests::uniform(0x1234_5677);
+        let mut rnd = move |amp: f32| bf16::from_f32(uniform() * amp);
         // Lengths across the 64-query blocks and 64-key slices, head sizes below and above NR.
         for &(n, heads, hd) in &[(2, 1, 2), (70, 3, 80), (130, 2, 128), (256, 4, 16)] {
             let e = heads * hd;
@@ -1035,13 +1030,8 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX512-BF16 (vdpbf16ps)");
             return;
         }
-        let mut seed = 0x2545_F491u32;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            bf16::from_f32((seed as f32 / u32::MAX as f32) * 2.0 - 1.0)
-        };
+        let mut uniform = super::super::tests::uniform(0x2545_F491);
+        let mut rnd = move || bf16::from_f32(uniform());
         // Row counts on both sides of MR, DOT_M and MC; widths not a multiple of NR; k across
         // several KP blocks and with a masked tail in the dot kernel.
         for &(m, k, n) in &[

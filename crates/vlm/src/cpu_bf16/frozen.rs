@@ -10,7 +10,6 @@
 
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::{AutodiffBackend, BackendTypes};
-use burn::backend::{BackendTensor, DispatchTensor, DispatchTensorKind};
 use burn::tensor::{DType, Tensor, bf16};
 use burn_autodiff::Autodiff;
 use burn_autodiff::checkpoint::base::Checkpointer;
@@ -124,17 +123,10 @@ pub fn try_product<const D: usize>(
     else {
         return Err(x);
     };
-    let d = x.clone().into_dispatch();
-    let context = d.autodiff;
-    let DispatchTensorKind::Autodiff(kind) = d.kind else { return Err(x) };
-    let DispatchTensorKind::Flex(BackendTensor::Autodiff(ax)) = *kind else { return Err(x) };
-    // The backward needs the transposed weight to take the dot-product path too.
-    let wt = plain::<2>(wf.clone()).transpose();
-    if !super::use_dp(2, w.dims()[1], super::WeightLayout::InOut)
-        || super::weight_layout(&inner(wt), w.dims()[1]).is_none()
-    {
+    if !transpose_takes_dp(&wf) {
         return Err(x);
     }
+    let Some((ax, context)) = super::lora::autodiff_parts(x.clone()) else { return Err(x) };
     let guard = ax.node();
     let xv = plain::<D>(Ad::inner(ax));
     let Ok(y) = super::try_matmul(xv, &plain::<2>(wf.clone()), bf.map(plain::<1>).as_ref(), f32_out) else {
@@ -145,8 +137,15 @@ pub fn try_product<const D: usize>(
         OpsKind::Tracked(prep) => prep.finish(wf, y),
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
-    let kind = DispatchTensorKind::Autodiff(Box::new(DispatchTensorKind::Flex(BackendTensor::Autodiff(out))));
-    Ok(Tensor::from_dispatch(DispatchTensor { kind, autodiff: context }))
+    Ok(super::lora::from_autodiff_parts(out, context))
+}
+
+/// Whether the backward's `dy W^T` for the frozen `[k, n]` weight `wf` takes the dot-product
+/// path too (its transpose read in place), which both autodiff products need.
+pub(super) fn transpose_takes_dp(wf: &FlexTensor) -> bool {
+    let n = wf.layout().shape().to_vec().get(1).copied().unwrap_or(0);
+    let wt = plain::<2>(wf.clone()).transpose();
+    super::use_dp(2, n, super::WeightLayout::InOut) && super::weight_layout(&inner(wt), n).is_some()
 }
 
 pub(super) fn plain<const D: usize>(t: FlexTensor) -> Tensor<D> {

@@ -6,7 +6,7 @@
 //! `dy * u` (the product's gradient into the SiLU), then SiLU's gradient, and `dy * silu(g)`.
 
 use burn::backend::flex::{Flex, FlexTensor, Layout};
-use burn::backend::{AutodiffBackend, BackendTensor, BackendTypes, DispatchTensor, DispatchTensorKind};
+use burn::backend::{AutodiffBackend, BackendTypes};
 use burn::tensor::{Bytes, DType, Tensor, bf16};
 use burn_autodiff::Autodiff;
 use burn_autodiff::checkpoint::base::Checkpointer;
@@ -15,6 +15,7 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use rayon::prelude::*;
 
+use super::lora::{autodiff_parts, from_autodiff_parts};
 use super::{round_f32 as round, to_bf16, widen};
 
 type Ad = Autodiff<Flex>;
@@ -126,18 +127,8 @@ pub fn silu_mul<const D: usize>(g: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
         let t = FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(shape), DType::BF16);
         return Tensor::from_dispatch(super::dispatch_as(t, &o));
     }
-    match tracked_parts(g, u) {
-        Ok((gd, ud, context)) => {
-            let (DispatchTensorKind::Autodiff(gk), DispatchTensorKind::Autodiff(uk)) = (gd.kind, ud.kind) else {
-                unreachable!("tracked_parts checked both are autodiff")
-            };
-            let (
-                DispatchTensorKind::Flex(BackendTensor::Autodiff(ga)),
-                DispatchTensorKind::Flex(BackendTensor::Autodiff(ua)),
-            ) = (*gk, *uk)
-            else {
-                unreachable!("tracked_parts checked both are flex autodiff")
-            };
+    match (autodiff_parts(g.clone()), autodiff_parts(u.clone())) {
+        (Some((ga, context)), Some((ua, _))) => {
             let (gn, un) = (ga.node(), ua.node());
             let (gv, uv) = (Ad::inner(ga).to_contiguous(), Ad::inner(ua).to_contiguous());
             let shape = gv.layout().shape().clone();
@@ -148,29 +139,8 @@ pub fn silu_mul<const D: usize>(g: Tensor<D>, u: Tensor<D>) -> Tensor<D> {
                 OpsKind::Tracked(prep) => prep.finish((gv, uv), y),
                 OpsKind::UnTracked(prep) => prep.finish(y),
             };
-            let kind = DispatchTensorKind::Autodiff(Box::new(DispatchTensorKind::Flex(BackendTensor::Autodiff(out))));
-            Tensor::from_dispatch(DispatchTensor { kind, autodiff: context })
+            from_autodiff_parts(out, context)
         }
-        Err((g, u)) => silu(g) * u,
+        _ => silu(g) * u,
     }
-}
-
-/// Both as flex autodiff dispatch tensors (with their autodiff context), or both back.
-#[allow(clippy::type_complexity, clippy::result_large_err)]
-fn tracked_parts<const D: usize>(
-    g: Tensor<D>,
-    u: Tensor<D>,
-) -> Result<(DispatchTensor, DispatchTensor, burn::backend::DispatchAutodiffContext), (Tensor<D>, Tensor<D>)> {
-    let is_flex_ad = |t: &Tensor<D>| {
-        matches!(
-            t.clone().into_dispatch().kind,
-            DispatchTensorKind::Autodiff(ref k) if matches!(**k, DispatchTensorKind::Flex(BackendTensor::Autodiff(_)))
-        )
-    };
-    if !(is_flex_ad(&g) && is_flex_ad(&u)) {
-        return Err((g, u));
-    }
-    let (gd, ud) = (g.into_dispatch(), u.into_dispatch());
-    let context = gd.autodiff;
-    Ok((gd, ud, context))
 }

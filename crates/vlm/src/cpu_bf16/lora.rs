@@ -223,6 +223,15 @@ pub(super) fn autodiff_parts<const D: usize>(
     }
 }
 
+/// The inverse of [`autodiff_parts`]: an op's output primitive as a tensor of `context`.
+pub(super) fn from_autodiff_parts<const D: usize>(
+    out: AdTensor,
+    context: burn::backend::DispatchAutodiffContext,
+) -> Tensor<D> {
+    let kind = DispatchTensorKind::Autodiff(Box::new(DispatchTensorKind::Flex(BackendTensor::Autodiff(out))));
+    Tensor::from_dispatch(DispatchTensor { kind, autodiff: context })
+}
+
 /// A seed for [`keep_mask`] from flex's generator (the one burn's `Dropout` draws from), so
 /// `Device::seed` makes the masks reproducible.
 pub fn draw_dropout_seed() -> u64 {
@@ -288,9 +297,7 @@ pub fn try_lora_product<const D: usize>(
     else {
         return Err(x);
     };
-    // The backward's `dy W^T` must take the dot-product path too.
-    let wt = plain::<2>(wf.clone()).transpose();
-    if !super::use_dp(2, n, super::WeightLayout::InOut) || super::weight_layout(&inner(wt), n).is_none() {
+    if !super::frozen::transpose_takes_dp(&wf) {
         return Err(x);
     }
     let (Some((aa, _)), Some((ab, _))) = (autodiff_parts(adapter.a.clone()), autodiff_parts(adapter.b.clone())) else {
@@ -355,6 +362,5 @@ pub fn try_lora_product<const D: usize>(
         OpsKind::Tracked(prep) => prep.finish(state, y),
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
-    let kind = DispatchTensorKind::Autodiff(Box::new(DispatchTensorKind::Flex(BackendTensor::Autodiff(out))));
-    Ok(Tensor::from_dispatch(DispatchTensor { kind, autodiff: context }))
+    Ok(from_autodiff_parts(out, context))
 }

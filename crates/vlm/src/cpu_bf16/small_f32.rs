@@ -230,13 +230,7 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX-512F");
             return;
         }
-        let mut seed = 0x0BAD_5EEDu32;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            (seed as f32 / u32::MAX as f32) * 2.0 - 1.0
-        };
+        let mut rnd = super::super::tests::uniform(0x0BAD_5EED);
         for &(m, k, n) in &[(1, 1, 1), (1, 37, 53), (3, 130, 300), (8, 64, 17), (9, 600, 33), (16, 5, 1000)] {
             for layout in [WeightLayout::InOut, WeightLayout::OutIn] {
                 for with_bias in [false, true] {
