@@ -19,6 +19,7 @@ use half::{bf16, f16};
 use memmap2::Mmap;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use safetensors::Dtype;
 use safetensors::tensor::{Metadata, TensorView};
 
@@ -57,32 +58,60 @@ impl RawTensor {
     }
 }
 
-/// Blocked transpose of an `[r, c]` matrix of `N`-byte elements.
+/// Blocked transpose of an `[r, c]` matrix of `N`-byte elements, in parallel over blocks of output
+/// rows (the 2B checkpoint's 200-odd projections went through one thread at load).
 fn transpose_elems<const N: usize>(bytes: &[u8], r: usize, c: usize) -> Vec<u8> {
     let (src, _) = bytes.as_chunks::<N>();
     let mut out = vec![[0u8; N]; r * c];
     const B: usize = 32;
-    for i0 in (0..r).step_by(B) {
-        for j0 in (0..c).step_by(B) {
-            for i in i0..(i0 + B).min(r) {
-                for j in j0..(j0 + B).min(c) {
-                    out[j * r + i] = src[i * c + j];
+    if r > 0 {
+        out.par_chunks_mut(B * r).enumerate().for_each(|(t, block)| {
+            let j0 = t * B;
+            let cols = block.len() / r;
+            for i0 in (0..r).step_by(B) {
+                for jj in 0..cols {
+                    let dst = &mut block[jj * r..][i0..(i0 + B).min(r)];
+                    for (k, d) in dst.iter_mut().enumerate() {
+                        *d = src[(i0 + k) * c + j0 + jj];
+                    }
                 }
             }
-        }
+        });
     }
     out.into_flattened()
 }
 
-/// Converts little-endian `bytes` stored as `from` into `to`; a no-op when they agree.
+/// Elements per parallel task of a dtype conversion.
+const CONVERT_CHUNK: usize = 1 << 16;
+
+/// Converts little-endian `bytes` stored as `from` into `to`; a no-op when they agree. In
+/// parallel chunks, without a whole f32 copy in between (bf16 -> f32 of a 2B checkpoint went
+/// through one thread and two intermediate vectors).
 fn convert_bytes(from: Dtype, bytes: Vec<u8>, to: DType, name: &str, file: &str) -> Result<Vec<u8>> {
     let same = matches!((from, to), (Dtype::F32, DType::F32) | (Dtype::BF16, DType::BF16) | (Dtype::F16, DType::F16));
     if same {
         return Ok(bytes);
     }
-    let wide = to_f32(from, &bytes, name, file)?;
-    drop(bytes);
-    encode_f32(&wide, to, name, file)
+    // An unsupported dtype on either side errors here, before any work.
+    to_f32(from, &[], name, file)?;
+    encode_f32(&[], to, name, file)?;
+    let (n_in, n_out) = (from.bitsize() / 8, to.size());
+    let mut out = vec![0u8; bytes.len() / n_in * n_out];
+    if (from, to) == (Dtype::BF16, DType::F32) {
+        // The hub's checkpoints are bf16: widening is a 16-bit shift, [lo, hi] -> [0, 0, lo, hi].
+        out.par_chunks_mut(CONVERT_CHUNK * 4).zip(bytes.par_chunks(CONVERT_CHUNK * 2)).for_each(|(o, i)| {
+            for (o, i) in o.chunks_exact_mut(4).zip(i.chunks_exact(2)) {
+                o.copy_from_slice(&[0, 0, i[0], i[1]]);
+            }
+        });
+        return Ok(out);
+    }
+    out.par_chunks_mut(CONVERT_CHUNK * n_out).zip(bytes.par_chunks(CONVERT_CHUNK * n_in)).try_for_each(|(o, i)| {
+        let encoded = encode_f32(&to_f32(from, i, name, file)?, to, name, file)?;
+        o.copy_from_slice(&encoded);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// f32 values as little-endian bytes of `to`.
@@ -485,5 +514,78 @@ impl TensorSink {
         }
         safetensors::serialize_to_file(views, metadata, path)
             .map_err(|e| VlmError::Weights { file: path.display().to_string(), msg: format!("write failed: {e}") })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose_matches_the_definition_at_odd_shapes() {
+        // Shapes around the 32-wide blocks, one empty side, one row and one column.
+        for &(r, c) in &[(1, 1), (1, 70), (70, 1), (33, 65), (64, 32), (100, 37), (0, 5)] {
+            let v: Vec<f32> = (0..r * c).map(|i| i as f32).collect();
+            let raw = RawTensor {
+                shape: vec![r, c],
+                dtype: DType::F32,
+                bytes: encode_f32(&v, DType::F32, "t", "-").unwrap(),
+            };
+            let t = raw.transposed();
+            assert_eq!(t.shape, vec![c, r]);
+            let got: Vec<f32> = t.bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            for i in 0..r {
+                for j in 0..c {
+                    assert_eq!(got[j * r + i], v[i * c + j], "{r}x{c} at ({i}, {j})");
+                }
+            }
+            // 2-byte elements take the same loop with another element size.
+            let h: Vec<u8> = v.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect();
+            let t = RawTensor { shape: vec![r, c], dtype: DType::BF16, bytes: h.clone() }.transposed();
+            for i in 0..r {
+                for j in 0..c {
+                    assert_eq!(t.bytes[2 * (j * r + i)..][..2], h[2 * (i * c + j)..][..2]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn conversions_agree_with_half_across_chunks() {
+        // More than one parallel chunk, values with every exponent class (zero, subnormal, inf, nan).
+        let n = CONVERT_CHUNK * 2 + 123;
+        let specials = [0.0f32, -0.0, 1e-40, -3.5e-39, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 65504.0, 1e20];
+        let v: Vec<f32> = (0..n)
+            .map(|i| if i % 97 < specials.len() { specials[i % 97] } else { (i as f32 * 0.37).sin() * 1e3 })
+            .collect();
+        let bits = |b: &[u8], size: usize| -> Vec<u32> {
+            b.chunks_exact(size)
+                .map(|c| {
+                    if size == 4 {
+                        u32::from_le_bytes([c[0], c[1], c[2], c[3]])
+                    } else {
+                        u16::from_le_bytes([c[0], c[1]]) as u32
+                    }
+                })
+                .collect()
+        };
+        let as_bf16: Vec<u8> = v.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect();
+        let as_f16: Vec<u8> = v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect();
+        let as_f32: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        // bf16 -> f32 (the shift) and f16 -> f32: exact widening, as half does.
+        let wide = convert_bytes(Dtype::BF16, as_bf16.clone(), DType::F32, "t", "-").unwrap();
+        let want: Vec<u32> = v.iter().map(|x| bf16::from_f32(*x).to_f32().to_bits()).collect();
+        assert_eq!(bits(&wide, 4), want);
+        let wide = convert_bytes(Dtype::F16, as_f16.clone(), DType::F32, "t", "-").unwrap();
+        let want: Vec<u32> = v.iter().map(|x| f16::from_f32(*x).to_f32().to_bits()).collect();
+        assert_eq!(bits(&wide, 4), want);
+        // f32 -> bf16 rounds to nearest even, as half (and torch) do.
+        let narrow = convert_bytes(Dtype::F32, as_f32, DType::BF16, "t", "-").unwrap();
+        assert_eq!(bits(&narrow, 2), bits(&as_bf16, 2));
+        // Same dtype: the bytes as they are.
+        assert_eq!(convert_bytes(Dtype::F16, as_f16.clone(), DType::F16, "t", "-").unwrap(), as_f16);
+        // An unsupported stored dtype names the tensor.
+        let err = convert_bytes(Dtype::I32, vec![0; 8], DType::F32, "model.x.weight", "a.safetensors").unwrap_err();
+        assert!(err.to_string().contains("model.x.weight"), "{err}");
     }
 }
