@@ -31,10 +31,6 @@ const C_BYTES: usize = 512 << 10;
 /// Up to this many rows a `[n, k]` weight is dotted in place rather than transposed into panels
 /// (and a `[k, n]` one streamed rather than packed).
 const DOT_M: usize = 16;
-/// The dot kernel's block: `DOT_R` activation rows by `DOT_J` weight rows (24 accumulators;
-/// 8 x 3 and 8 x 2 measured no faster at eight rows).
-const DOT_R: usize = 6;
-const DOT_J: usize = 4;
 
 /// Whether this CPU has the instructions (AVX512-BF16, the BW loads/masks and VL's 256-bit masked
 /// stores; every CPU with AVX512-BF16 so far has all three).
@@ -543,7 +539,8 @@ fn as_bh(v: __m512i) -> __m512bh {
 /// Few rows, W stored `[n, k]`: every output is a dot product of an activation row with a
 /// contiguous weight row, so the tied LM head is read once, in order, with no packing.
 fn dots_out_in(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared) {
-    super::dot_blocks(m, n, DOT_R, DOT_J, |i0, rows, j, jr| {
+    let (dr, dj) = super::dot_block_shape(m);
+    super::dot_blocks(m, n, dr, dj, |i0, rows, j, jr| {
         // SAFETY: `available()` was asserted by `matmul`; rows j..j + jr < n of W and i0..i0 +
         // rows <= m of x, each k long; outputs (i, j..j + jr) are this task's columns.
         unsafe {
@@ -556,16 +553,17 @@ fn dots_out_in(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn dots(rows: usize, jr: usize, k: usize, x: *const bf16, w: *const bf16, c: *mut f32, ldc: usize) {
     macro_rules! arms {
-        ($($r:literal)*) => {
+        ($($w:literal)*; $($r:literal)*) => {
             match (rows, jr) {
-                $(($r, DOT_J) => dot::<$r, DOT_J>(k, x, w, c, ldc),)*
+                $(($w, 4) => dot::<$w, 4>(k, x, w, c, ldc),)*
+                $(($r, 2) => dot::<$r, 2>(k, x, w, c, ldc),)*
                 $(($r, 1) => dot::<$r, 1>(k, x, w, c, ldc),)*
                 _ => unreachable!("dots {rows} x {jr}"),
             }
         };
     }
     // SAFETY (all arms): forwarded from the caller.
-    unsafe { arms!(1 2 3 4 5 6 7 8) }
+    unsafe { arms!(1 2 3 4; 1 2 3 4 5 6 7 8) }
 }
 
 /// `c[r, q] += sum_k x[r, k] w[q, k]` for R activation rows and J weight rows (both stride k).

@@ -13,9 +13,6 @@ use std::arch::x86_64::*;
 pub const MAX_M: usize = 16;
 /// Weight rows per streamed block (`SR` rows of up to 8,960 f32: 0.57 MiB, two blocks in L2).
 const SR: usize = 16;
-/// Dot block: activation rows by weight rows (24 accumulators).
-const DR: usize = 6;
-const DJ: usize = 4;
 
 /// Whether this CPU has AVX-512F.
 pub fn available() -> bool {
@@ -159,7 +156,8 @@ unsafe fn stream_micro<const R: usize>(
 /// `[n, k]` weight: each output is a dot product of an activation row with a weight row.
 fn dots(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mut [f32]) {
     let dst = SharedOut(out.as_mut_ptr());
-    super::dot_blocks(m, n, DR, DJ, |i0, rows, j, jr| {
+    let (dr, dj) = super::dot_block_shape(m);
+    super::dot_blocks(m, n, dr, dj, |i0, rows, j, jr| {
         // SAFETY: AVX-512F asserted by `matmul`; W rows j..j + jr < n, x rows i0..i0 + rows <= m
         // (k each); outputs (i, j..j + jr) are this task's.
         unsafe {
@@ -172,16 +170,17 @@ fn dots(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mut [f32]) {
 #[target_feature(enable = "avx512f")]
 unsafe fn dot_rows(rows: usize, jr: usize, k: usize, x: *const f32, w: *const f32, c: *mut f32, ldc: usize) {
     macro_rules! arms {
-        ($($r:literal)*) => {
+        ($($w:literal)*; $($r:literal)*) => {
             match (rows, jr) {
-                $(($r, DJ) => dot::<$r, DJ>(k, x, w, c, ldc),)*
+                $(($w, 4) => dot::<$w, 4>(k, x, w, c, ldc),)*
+                $(($r, 2) => dot::<$r, 2>(k, x, w, c, ldc),)*
                 $(($r, 1) => dot::<$r, 1>(k, x, w, c, ldc),)*
                 _ => unreachable!("dots {rows} x {jr}"),
             }
         };
     }
     // SAFETY (all arms): forwarded from the caller.
-    unsafe { arms!(1 2 3 4 5 6) }
+    unsafe { arms!(1 2 3 4; 1 2 3 4 5 6 7 8) }
 }
 
 /// `c[r, q] += sum_k x[r, k] w[q, k]` for R activation rows and J weight rows (stride k).
@@ -191,8 +190,11 @@ unsafe fn dot<const R: usize, const J: usize>(k: usize, x: *const f32, w: *const
     let mut acc = [[_mm512_setzero_ps(); J]; R];
     // SAFETY: x covers R rows and w J rows of k f32; the tail is masked.
     unsafe {
-        let full = k / 16 * 16;
-        let mut step = |off: usize, mask: __mmask16| {
+        // One loop body, the tail's mask chosen per step (a closure called for the full steps
+        // and again for the tail made LLVM keep some of the 6 x 4 sums on the stack).
+        let tail: __mmask16 = ((1u32 << (k % 16)) - 1) as u16;
+        for off in (0..k).step_by(16) {
+            let mask = if off + 16 <= k { 0xFFFF } else { tail };
             // The next block of J rows (contiguous after these), J lines a step: it is in L1
             // when this block ends.
             for q in 0..J {
@@ -205,12 +207,6 @@ unsafe fn dot<const R: usize, const J: usize>(k: usize, x: *const f32, w: *const
                     acc[q] = _mm512_fmadd_ps(xv, wv[q], acc[q]);
                 }
             }
-        };
-        for off in (0..full).step_by(16) {
-            step(off, 0xFFFF);
-        }
-        if full < k {
-            step(full, ((1u32 << (k - full)) - 1) as u16);
         }
         for (r, acc) in acc.iter().enumerate() {
             for (q, &v) in acc.iter().enumerate() {
