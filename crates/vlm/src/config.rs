@@ -430,7 +430,10 @@ impl Qwen2VlConfig {
             "tie_word_embeddings": t.tie_word_embeddings,
             "hidden_act": "silu",
             "vision_config": {
-                "depth": v.depth, "embed_dim": v.embed_dim, "num_heads": v.num_heads, "mlp_ratio": v.mlp_ratio,
+                "depth": v.depth, "embed_dim": v.embed_dim, "num_heads": v.num_heads,
+                // An integer where it is one, as the hub's configs have it: transformers >= 5
+                // validates the field as an int and rejects `4.0`.
+                "mlp_ratio": if v.mlp_ratio.fract() == 0.0 { serde_json::json!(v.mlp_ratio as u64) } else { serde_json::json!(v.mlp_ratio) },
                 "in_chans": v.in_channels, "hidden_size": v.hidden_size, "patch_size": v.patch_size,
                 "spatial_merge_size": v.spatial_merge_size, "temporal_patch_size": v.temporal_patch_size,
                 "hidden_act": "quick_gelu"

@@ -40,6 +40,14 @@ fn flat_and_nested_configs_parse() {
     // The flat writer round-trips.
     let again = Qwen2VlConfig::from_json_str(&b.to_hf_json().to_string(), "mem").unwrap();
     assert_eq!(again, b);
+    // An integral mlp_ratio is written as an integer, as the hub's configs have it
+    // (transformers >= 5 rejects `4.0` for this int field); a fractional one stays a float.
+    let mut c = b.clone();
+    c.vision.mlp_ratio = 4.0;
+    assert_eq!(c.to_hf_json()["vision_config"]["mlp_ratio"], serde_json::json!(4));
+    c.vision.mlp_ratio = 2.5;
+    assert_eq!(c.to_hf_json()["vision_config"]["mlp_ratio"], serde_json::json!(2.5));
+    assert_eq!(Qwen2VlConfig::from_json_str(&c.to_hf_json().to_string(), "mem").unwrap(), c);
 }
 
 #[test]
