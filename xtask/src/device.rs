@@ -3,7 +3,7 @@
 //! show, as one command that prints one table).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -106,6 +106,9 @@ pub struct ShapeBench {
     pub threads: usize,
     pub features: Vec<String>,
     pub reps: usize,
+    /// Also time loading a random bf16 checkpoint of each full shape (no `:LAYERS`) in each dtype,
+    /// ours (`vldac vlm load`) against `from_pretrained`.
+    pub load: bool,
 }
 
 /// Runs `vldac vlm bench` and `hf_shapes.py` for every shape and dtype; prints one table.
@@ -151,6 +154,9 @@ pub fn bench_shapes(o: &ShapeBench) -> Result<String> {
             }
             parse_rows(&String::from_utf8_lossy(&out.stdout), false, &mut table, &key);
         }
+        if o.load && !shape.contains(':') {
+            load_rows(o, &bin, &py, shape, &mut table)?;
+        }
     }
     let mut md = format!(
         "device {} ({} threads on CPU), load average before: {}\n\n| row | HF transformers | vldac | HF / vldac (>1: we are faster) |\n|---|---|---|---|\n",
@@ -161,6 +167,58 @@ pub fn bench_shapes(o: &ShapeBench) -> Result<String> {
     md.push_str(&table_rows(&table));
     println!("{md}");
     Ok(md)
+}
+
+/// The `load` and `load_peak_rss_bytes` rows of a full shape: a random bf16 checkpoint written once
+/// under `target/bench-checkpoints/` (HF's layout, sharded, as the hub's are), then for each dtype
+/// ours and HF's load of it, each from a warm page cache so that neither side pays the disk.
+fn load_rows(o: &ShapeBench, bin: &Path, py: &Path, shape: &str, table: &mut BTreeMap<String, Cell>) -> Result<()> {
+    let dir = root().join("target").join("bench-checkpoints").join(format!("{shape}-bf16"));
+    if !dir.join("config.json").exists() {
+        let mut make = Command::new(bin);
+        make.args(["vlm", "make-random", "--shape", shape, "--dtype", "bf16", "--out"]).arg(&dir);
+        run(make)?;
+    }
+    let warm = || -> Result<()> {
+        for e in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+            let path = e?.path();
+            let mut f = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            std::io::copy(&mut f, &mut std::io::sink()).with_context(|| format!("reading {}", path.display()))?;
+        }
+        Ok(())
+    };
+    for dtype in &o.dtypes {
+        let key = format!("{shape} {dtype}");
+        warm()?;
+        let mut ours = Command::new(bin);
+        ours.args(["vlm", "load", "--device", &o.device, "--dtype", dtype, "--model"])
+            .arg(&dir)
+            .env("RAYON_NUM_THREADS", o.threads.to_string());
+        eprintln!("$ {ours:?}");
+        let out = ours.output().context("running vldac vlm load")?;
+        if !out.status.success() {
+            bail!("vldac vlm load ({key}) failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        // One JSON object: the load's seconds and the process's peak RSS.
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("vldac vlm load's JSON")?;
+        let rows = serde_json::json!([{"row": "load", "seconds": v["seconds"]},
+                                      {"row": "load_peak_rss_bytes", "value": v["peak_rss_bytes"]}]);
+        let lines: Vec<String> = rows.as_array().into_iter().flatten().map(|r| r.to_string()).collect();
+        parse_rows(&lines.join("\n"), true, table, &key);
+        warm()?;
+        let mut hf = Command::new(py);
+        hf.arg(root().join("crates/vlm/bench/hf_shapes.py"))
+            .args(["--device", &hf_device(&o.device), "--dtype", dtype, "--threads", &o.threads.to_string()])
+            .arg("--load")
+            .arg(&dir);
+        eprintln!("$ {hf:?}");
+        let out = hf.output().context("running hf_shapes.py --load")?;
+        if !out.status.success() {
+            bail!("hf_shapes.py --load ({key}) failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        parse_rows(&String::from_utf8_lossy(&out.stdout), false, table, &key);
+    }
+    Ok(())
 }
 
 /// The table's body: one markdown line per row, HF, ours and the ratio (HF time / ours, or our
@@ -290,6 +348,8 @@ pub fn gpu_check(shapes: &[String], skip_bench: bool) -> Result<()> {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             features: vec!["cuda".into()],
             reps: 3,
+            // Writing a 7B checkpoint first would take much of a lent GPU's minutes.
+            load: false,
         });
         match md {
             Ok(md) => report.push_str(&format!("\n## Qwen2-VL shapes, random weights, bf16, cuda\n\n{md}\n")),

@@ -55,8 +55,9 @@ enum Task {
     /// What CI runs: `lint`, then `test`.
     Ci,
     /// Run the criterion benchmarks (all, or the named bench targets). `bench vlm-2b [--device
-    /// cpu] [--dtypes f32,bf16] [--shapes 2b:4,2b] [--threads 2] [--reps 1] [--features cuda]`:
-    /// ours vs HF transformers at the real Qwen2-VL shapes, one table.
+    /// cpu] [--dtypes f32,bf16] [--shapes 2b:4,2b] [--threads 2] [--reps 1] [--features cuda]
+    /// [--load yes]`: ours vs HF transformers at the real Qwen2-VL shapes, one table (`--load`:
+    /// also the load of a random bf16 checkpoint of each full shape, written once).
     Bench {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
@@ -162,6 +163,7 @@ fn shape_bench_args(args: &[String]) -> Result<device::ShapeBench> {
         threads: 2,
         features: vec![],
         reps: 1,
+        load: true,
     };
     let list = |v: &str| v.split(',').map(str::to_string).collect::<Vec<_>>();
     let mut it = args.iter();
@@ -174,6 +176,13 @@ fn shape_bench_args(args: &[String]) -> Result<device::ShapeBench> {
             "--features" => o.features = list(v),
             "--threads" => o.threads = v.parse().with_context(|| format!("--threads {v}"))?,
             "--reps" => o.reps = v.parse().with_context(|| format!("--reps {v}"))?,
+            "--load" => {
+                o.load = match v.as_str() {
+                    "yes" | "true" | "1" => true,
+                    "no" | "false" | "0" => false,
+                    _ => bail!("bench vlm-2b: --load takes yes or no, got {v}"),
+                }
+            }
             other => bail!("bench vlm-2b: unknown flag {other}"),
         }
     }

@@ -9,6 +9,9 @@ image, 1,024 patches), <|vision_end|>, 76 ordinary tokens (334 tokens), pixel va
 vision, prefill, decode_bN (greedy, (32 - 1) new tokens' time = generate(32) - generate(1)),
 lora_step (peft LoRA r8 on q/k/v/o/gate/up/down: forward + backward of the last logits' mean);
 then peak_rss_bytes (CPU) or peak GPU memory.
+
+With --load DIR it only times `from_pretrained(DIR)` in --dtype onto --device (row `load`, then
+`load_peak_rss_bytes`), for `vldac vlm load` on the same checkpoint.
 """
 import argparse
 import json
@@ -83,9 +86,12 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--attn", default="sdpa", help="attn_implementation (sdpa, eager, flash_attention_2)")
+    ap.add_argument("--load", default=None, help="time loading this checkpoint directory instead")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     dtype = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[a.dtype]
+    if a.load:
+        return load(a, dtype)
     rows = a.rows.split(",")
     label = {"impl": "hf", "shape": a.shape, "device": a.device, "dtype": a.dtype,
              "torch": torch.__version__, "threads": a.threads}
@@ -145,6 +151,18 @@ def main():
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"row": "peak_rss_bytes" if not a.device.startswith("cuda") else "peak_gpu_bytes",
                       "value": peak, **label}), flush=True)
+
+
+def load(a, dtype):
+    label = {"impl": "hf", "device": a.device, "dtype": a.dtype, "torch": torch.__version__, "threads": a.threads}
+    t = time.perf_counter()
+    model = Qwen2VLForConditionalGeneration.from_pretrained(a.load, dtype=dtype, device_map=a.device).eval()
+    sync(a.device)
+    seconds = time.perf_counter() - t
+    params = sum(p.numel() for p in model.parameters())
+    print(json.dumps({"row": "load", "seconds": seconds, "params": params, **label}), flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"row": "load_peak_rss_bytes", "value": peak, **label}), flush=True)
 
 
 if __name__ == "__main__":
