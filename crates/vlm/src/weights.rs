@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use burn::tensor::Bytes;
 use burn::tensor::DType;
 use half::{bf16, f16};
 use memmap2::Mmap;
@@ -32,37 +33,77 @@ pub struct HostTensor {
     pub data: Vec<f32>,
 }
 
-/// A tensor's little-endian bytes in `dtype` (row-major, `shape`).
+/// A tensor's little-endian bytes in `dtype` (row-major, `shape`), in an allocation aligned for
+/// its elements (see [`zeroed_bytes`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RawTensor {
     pub shape: Vec<usize>,
     pub dtype: DType,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
 }
 
 impl RawTensor {
     /// As burn tensor data (no copy).
     pub fn into_data(self) -> burn::tensor::TensorData {
-        burn::tensor::TensorData::from_bytes_vec(self.bytes, self.shape, self.dtype)
+        burn::tensor::TensorData::from_bytes(self.bytes, self.shape, self.dtype)
     }
 
     /// `[r, c] -> [c, r]` (torch's `[out, in]` Linear layout to burn's `[in, out]`).
     pub fn transposed(self) -> RawTensor {
         let (r, c) = (self.shape[0], self.shape[1]);
-        let bytes = match self.dtype.size() {
-            2 => transpose_elems::<2>(&self.bytes, r, c),
-            4 => transpose_elems::<4>(&self.bytes, r, c),
-            _ => transpose_elems::<8>(&self.bytes, r, c),
-        };
+        let size = self.dtype.size();
+        let mut bytes = zeroed_bytes(size, r * c);
+        match size {
+            2 => transpose_elems::<2>(&self.bytes, r, c, &mut bytes),
+            4 => transpose_elems::<4>(&self.bytes, r, c, &mut bytes),
+            _ => transpose_elems::<8>(&self.bytes, r, c, &mut bytes),
+        }
         RawTensor { shape: vec![c, r], dtype: self.dtype, bytes }
     }
 }
 
+/// `n` zeroed elements of `size` bytes as burn's [`Bytes`], allocated as `u16`/`u32`/`u64` so
+/// that burn takes them without a copy (it copied every `Vec<u8>` into an aligned allocation: a
+/// second pass over the 8.8 GB of an f32 2B load), and advised onto huge pages where the kernel
+/// offers them on request (an f32 2B load faulted in 2.2 million 4 KiB pages: half its time).
+pub fn zeroed_bytes(size: usize, n: usize) -> Bytes {
+    fn reserve<T: Copy + Default>(n: usize) -> Vec<T> {
+        let mut v = Vec::<T>::with_capacity(n);
+        advise_huge_pages(v.as_ptr() as usize, n * std::mem::size_of::<T>());
+        v.resize(n, T::default());
+        v
+    }
+    match size {
+        1 => Bytes::from_elems(reserve::<u8>(n)),
+        2 => Bytes::from_elems(reserve::<u16>(n)),
+        4 => Bytes::from_elems(reserve::<u32>(n)),
+        _ => Bytes::from_elems(reserve::<u64>(n * size / 8)),
+    }
+}
+
+/// Asks for transparent huge pages on the whole 2 MiB pages inside `[start, start + len)` (a
+/// fresh, untouched allocation): advisory, so a kernel without them (or other platforms) just
+/// keeps 4 KiB pages.
+fn advise_huge_pages(start: usize, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let (from, to) = (start.next_multiple_of(HUGE), (start + len) / HUGE * HUGE);
+        if to > from {
+            // SAFETY: madvise only changes how the kernel backs these pages; the range lies inside
+            // the caller's allocation, which holds no values yet.
+            unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (start, len);
+}
+
 /// Blocked transpose of an `[r, c]` matrix of `N`-byte elements, in parallel over blocks of output
 /// rows (the 2B checkpoint's 200-odd projections went through one thread at load).
-fn transpose_elems<const N: usize>(bytes: &[u8], r: usize, c: usize) -> Vec<u8> {
+fn transpose_elems<const N: usize>(bytes: &[u8], r: usize, c: usize, out: &mut [u8]) {
     let (src, _) = bytes.as_chunks::<N>();
-    let mut out = vec![[0u8; N]; r * c];
+    let (out, _) = out.as_chunks_mut::<N>();
     const B: usize = 32;
     if r > 0 {
         out.par_chunks_mut(B * r).enumerate().for_each(|(t, block)| {
@@ -78,7 +119,6 @@ fn transpose_elems<const N: usize>(bytes: &[u8], r: usize, c: usize) -> Vec<u8> 
             }
         });
     }
-    out.into_flattened()
 }
 
 /// Elements per parallel task of a dtype conversion.
@@ -87,7 +127,7 @@ const CONVERT_CHUNK: usize = 1 << 16;
 /// Converts little-endian `bytes` stored as `from` into `to`; a no-op when they agree. In
 /// parallel chunks, without a whole f32 copy in between (bf16 -> f32 of a 2B checkpoint went
 /// through one thread and two intermediate vectors).
-fn convert_bytes(from: Dtype, bytes: Vec<u8>, to: DType, name: &str, file: &str) -> Result<Vec<u8>> {
+fn convert_bytes(from: Dtype, bytes: Bytes, to: DType, name: &str, file: &str) -> Result<Bytes> {
     let same = matches!((from, to), (Dtype::F32, DType::F32) | (Dtype::BF16, DType::BF16) | (Dtype::F16, DType::F16));
     if same {
         return Ok(bytes);
@@ -96,7 +136,7 @@ fn convert_bytes(from: Dtype, bytes: Vec<u8>, to: DType, name: &str, file: &str)
     to_f32(from, &[], name, file)?;
     encode_f32(&[], to, name, file)?;
     let (n_in, n_out) = (from.bitsize() / 8, to.size());
-    let mut out = vec![0u8; bytes.len() / n_in * n_out];
+    let mut out = zeroed_bytes(n_out, bytes.len() / n_in);
     if (from, to) == (Dtype::BF16, DType::F32) {
         // The hub's checkpoints are bf16: widening is a 16-bit shift, [lo, hi] -> [0, 0, lo, hi].
         out.par_chunks_mut(CONVERT_CHUNK * 4).zip(bytes.par_chunks(CONVERT_CHUNK * 2)).for_each(|(o, i)| {
@@ -106,11 +146,9 @@ fn convert_bytes(from: Dtype, bytes: Vec<u8>, to: DType, name: &str, file: &str)
         });
         return Ok(out);
     }
-    out.par_chunks_mut(CONVERT_CHUNK * n_out).zip(bytes.par_chunks(CONVERT_CHUNK * n_in)).try_for_each(|(o, i)| {
-        let encoded = encode_f32(&to_f32(from, i, name, file)?, to, name, file)?;
-        o.copy_from_slice(&encoded);
-        Ok(())
-    })?;
+    out.par_chunks_mut(CONVERT_CHUNK * n_out)
+        .zip(bytes.par_chunks(CONVERT_CHUNK * n_in))
+        .try_for_each(|(o, i)| encode_f32_into(&to_f32(from, i, name, file)?, to, o, name, file))?;
     Ok(out)
 }
 
@@ -129,9 +167,29 @@ fn encode_f32(values: &[f32], to: DType, name: &str, file: &str) -> Result<Vec<u
     })
 }
 
+/// [`encode_f32`] into `out` (`values.len()` elements of `to`).
+fn encode_f32_into(values: &[f32], to: DType, out: &mut [u8], name: &str, file: &str) -> Result<()> {
+    match to {
+        DType::F32 => out.chunks_exact_mut(4).zip(values).for_each(|(o, v)| o.copy_from_slice(&v.to_le_bytes())),
+        DType::BF16 => {
+            out.chunks_exact_mut(2).zip(values).for_each(|(o, v)| o.copy_from_slice(&bf16::from_f32(*v).to_le_bytes()))
+        }
+        DType::F16 => {
+            out.chunks_exact_mut(2).zip(values).for_each(|(o, v)| o.copy_from_slice(&f16::from_f32(*v).to_le_bytes()))
+        }
+        _ => return encode_f32(&[], to, name, file).map(|_| ()),
+    }
+    Ok(())
+}
+
 /// `HostTensor` (f32) as raw bytes in `to` (encoded once, no f32 byte round trip).
 fn host_to_raw(t: HostTensor, to: DType, name: &str) -> Result<RawTensor> {
-    let bytes = encode_f32(&t.data, to, name, "<in memory>")?;
+    encode_f32(&[], to, name, "<in memory>")?;
+    let mut bytes = zeroed_bytes(to.size(), t.data.len());
+    bytes
+        .par_chunks_mut(CONVERT_CHUNK * to.size())
+        .zip(t.data.par_chunks(CONVERT_CHUNK))
+        .try_for_each(|(o, v)| encode_f32_into(v, to, o, name, "<in memory>"))?;
     Ok(RawTensor { shape: t.shape, dtype: to, bytes })
 }
 
@@ -283,7 +341,7 @@ impl SafetensorsWeights {
     }
 
     /// The stored bytes of `name` (checked against `shape`) and their dtype.
-    fn read(&mut self, name: &str, shape: &[usize]) -> Result<(Dtype, Vec<u8>, String)> {
+    fn read(&mut self, name: &str, shape: &[usize]) -> Result<(Dtype, Bytes, String)> {
         let Some((s, stored)) = self.index.get(name) else {
             return Err(VlmError::MissingTensor {
                 name: name.into(),
@@ -310,7 +368,9 @@ impl SafetensorsWeights {
         if start + len > shard.mmap.len() {
             return Err(VlmError::Weights { file, msg: format!("`{stored}` points past the end of the file") });
         }
-        let mut bytes = vec![0u8; len];
+        // Aligned for the stored elements, so a tensor kept as stored goes to burn uncopied.
+        let size = (info.dtype.bitsize() / 8).max(1);
+        let mut bytes = zeroed_bytes(size, len / size);
         read_at(&shard.file, &shard.mmap, start, &mut bytes).map_err(|e| VlmError::io(&shard.path, e))?;
         self.used.insert(name.to_string());
         Ok((info.dtype, bytes, file))
@@ -529,7 +589,7 @@ mod tests {
             let raw = RawTensor {
                 shape: vec![r, c],
                 dtype: DType::F32,
-                bytes: encode_f32(&v, DType::F32, "t", "-").unwrap(),
+                bytes: Bytes::from_bytes_vec(encode_f32(&v, DType::F32, "t", "-").unwrap()),
             };
             let t = raw.transposed();
             assert_eq!(t.shape, vec![c, r]);
@@ -541,7 +601,8 @@ mod tests {
             }
             // 2-byte elements take the same loop with another element size.
             let h: Vec<u8> = v.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect();
-            let t = RawTensor { shape: vec![r, c], dtype: DType::BF16, bytes: h.clone() }.transposed();
+            let t = RawTensor { shape: vec![r, c], dtype: DType::BF16, bytes: Bytes::from_bytes_vec(h.clone()) }
+                .transposed();
             for i in 0..r {
                 for j in 0..c {
                     assert_eq!(t.bytes[2 * (j * r + i)..][..2], h[2 * (i * c + j)..][..2]);
@@ -573,19 +634,24 @@ mod tests {
         let as_f16: Vec<u8> = v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect();
         let as_f32: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
         // bf16 -> f32 (the shift) and f16 -> f32: exact widening, as half does.
-        let wide = convert_bytes(Dtype::BF16, as_bf16.clone(), DType::F32, "t", "-").unwrap();
+        let wide = convert_bytes(Dtype::BF16, Bytes::from_bytes_vec(as_bf16.clone()), DType::F32, "t", "-").unwrap();
         let want: Vec<u32> = v.iter().map(|x| bf16::from_f32(*x).to_f32().to_bits()).collect();
         assert_eq!(bits(&wide, 4), want);
-        let wide = convert_bytes(Dtype::F16, as_f16.clone(), DType::F32, "t", "-").unwrap();
+        let wide = convert_bytes(Dtype::F16, Bytes::from_bytes_vec(as_f16.clone()), DType::F32, "t", "-").unwrap();
         let want: Vec<u32> = v.iter().map(|x| f16::from_f32(*x).to_f32().to_bits()).collect();
         assert_eq!(bits(&wide, 4), want);
         // f32 -> bf16 rounds to nearest even, as half (and torch) do.
-        let narrow = convert_bytes(Dtype::F32, as_f32, DType::BF16, "t", "-").unwrap();
+        let narrow = convert_bytes(Dtype::F32, Bytes::from_bytes_vec(as_f32), DType::BF16, "t", "-").unwrap();
         assert_eq!(bits(&narrow, 2), bits(&as_bf16, 2));
         // Same dtype: the bytes as they are.
-        assert_eq!(convert_bytes(Dtype::F16, as_f16.clone(), DType::F16, "t", "-").unwrap(), as_f16);
+        assert_eq!(
+            convert_bytes(Dtype::F16, Bytes::from_bytes_vec(as_f16.clone()), DType::F16, "t", "-").unwrap()[..],
+            as_f16[..]
+        );
         // An unsupported stored dtype names the tensor.
-        let err = convert_bytes(Dtype::I32, vec![0; 8], DType::F32, "model.x.weight", "a.safetensors").unwrap_err();
+        let err =
+            convert_bytes(Dtype::I32, Bytes::from_bytes_vec(vec![0; 8]), DType::F32, "model.x.weight", "a.safetensors")
+                .unwrap_err();
         assert!(err.to_string().contains("model.x.weight"), "{err}");
     }
 }
