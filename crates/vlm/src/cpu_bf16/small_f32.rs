@@ -190,8 +190,7 @@ unsafe fn dot<const R: usize, const J: usize>(k: usize, x: *const f32, w: *const
     let mut acc = [[_mm512_setzero_ps(); J]; R];
     // SAFETY: x covers R rows and w J rows of k f32; the tail is masked.
     unsafe {
-        // One loop body, the tail's mask chosen per step (a closure called for the full steps
-        // and again for the tail made LLVM keep some of the 6 x 4 sums on the stack).
+        // One loop body, the tail's mask chosen per step.
         let tail: __mmask16 = ((1u32 << (k % 16)) - 1) as u16;
         for off in (0..k).step_by(16) {
             let mask = if off + 16 <= k { 0xFFFF } else { tail };
