@@ -64,39 +64,16 @@ impl RawTensor {
 
 /// `n` zeroed elements of `size` bytes as burn's [`Bytes`], allocated as `u16`/`u32`/`u64` so
 /// that burn takes them without a copy (it copied every `Vec<u8>` into an aligned allocation: a
-/// second pass over the 8.8 GB of an f32 2B load), and advised onto huge pages where the kernel
-/// offers them on request (an f32 2B load faulted in 2.2 million 4 KiB pages: half its time).
+/// second pass over the 8.8 GB of an f32 2B load). Advising these buffers onto transparent huge
+/// pages (`MADV_HUGEPAGE`) made the f32 2B load slower here (11–14 s against 7–10 s: the kernel
+/// compacts memory on the fault), so they keep 4 KiB pages.
 pub fn zeroed_bytes(size: usize, n: usize) -> Bytes {
-    fn reserve<T: Copy + Default>(n: usize) -> Vec<T> {
-        let mut v = Vec::<T>::with_capacity(n);
-        advise_huge_pages(v.as_ptr() as usize, n * std::mem::size_of::<T>());
-        v.resize(n, T::default());
-        v
-    }
     match size {
-        1 => Bytes::from_elems(reserve::<u8>(n)),
-        2 => Bytes::from_elems(reserve::<u16>(n)),
-        4 => Bytes::from_elems(reserve::<u32>(n)),
-        _ => Bytes::from_elems(reserve::<u64>(n * size / 8)),
+        1 => Bytes::from_elems(vec![0u8; n]),
+        2 => Bytes::from_elems(vec![0u16; n]),
+        4 => Bytes::from_elems(vec![0u32; n]),
+        _ => Bytes::from_elems(vec![0u64; n * size / 8]),
     }
-}
-
-/// Asks for transparent huge pages on the whole 2 MiB pages inside `[start, start + len)` (a
-/// fresh, untouched allocation): advisory, so a kernel without them (or other platforms) just
-/// keeps 4 KiB pages.
-fn advise_huge_pages(start: usize, len: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let (from, to) = (start.next_multiple_of(HUGE), (start + len) / HUGE * HUGE);
-        if to > from {
-            // SAFETY: madvise only changes how the kernel backs these pages; the range lies inside
-            // the caller's allocation, which holds no values yet.
-            unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE) };
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (start, len);
 }
 
 /// Blocked transpose of an `[r, c]` matrix of `N`-byte elements, in parallel over blocks of output
