@@ -111,7 +111,7 @@ fn convert_bytes(from: Dtype, bytes: Bytes, to: DType, name: &str, file: &str) -
     }
     // An unsupported dtype on either side errors here, before any work.
     to_f32(from, &[], name, file)?;
-    encode_f32(&[], to, name, file)?;
+    check_target(to, name, file)?;
     let (n_in, n_out) = (from.bitsize() / 8, to.size());
     let mut out = zeroed_bytes(n_out, bytes.len() / n_in);
     if (from, to) == (Dtype::BF16, DType::F32) {
@@ -129,22 +129,18 @@ fn convert_bytes(from: Dtype, bytes: Bytes, to: DType, name: &str, file: &str) -
     Ok(out)
 }
 
-/// f32 values as little-endian bytes of `to`.
-fn encode_f32(values: &[f32], to: DType, name: &str, file: &str) -> Result<Vec<u8>> {
-    Ok(match to {
-        DType::F32 => values.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        DType::BF16 => values.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect(),
-        DType::F16 => values.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect(),
-        other => {
-            return Err(VlmError::Weights {
-                file: file.into(),
-                msg: format!("cannot load `{name}` as {other:?}; only f32/bf16/f16 are supported"),
-            });
-        }
-    })
+/// Errors unless base weights can be held in `to` (f32, bf16 or f16).
+fn check_target(to: DType, name: &str, file: &str) -> Result<()> {
+    match to {
+        DType::F32 | DType::BF16 | DType::F16 => Ok(()),
+        other => Err(VlmError::Weights {
+            file: file.into(),
+            msg: format!("cannot load `{name}` as {other:?}; only f32/bf16/f16 are supported"),
+        }),
+    }
 }
 
-/// [`encode_f32`] into `out` (`values.len()` elements of `to`).
+/// f32 values as little-endian `to` into `out` (`values.len()` elements of `to`).
 fn encode_f32_into(values: &[f32], to: DType, out: &mut [u8], name: &str, file: &str) -> Result<()> {
     match to {
         DType::F32 => out.chunks_exact_mut(4).zip(values).for_each(|(o, v)| o.copy_from_slice(&v.to_le_bytes())),
@@ -154,14 +150,14 @@ fn encode_f32_into(values: &[f32], to: DType, out: &mut [u8], name: &str, file: 
         DType::F16 => {
             out.chunks_exact_mut(2).zip(values).for_each(|(o, v)| o.copy_from_slice(&f16::from_f32(*v).to_le_bytes()))
         }
-        _ => return encode_f32(&[], to, name, file).map(|_| ()),
+        _ => return check_target(to, name, file),
     }
     Ok(())
 }
 
 /// `HostTensor` (f32) as raw bytes in `to` (encoded once, no f32 byte round trip).
 fn host_to_raw(t: HostTensor, to: DType, name: &str) -> Result<RawTensor> {
-    encode_f32(&[], to, name, "<in memory>")?;
+    check_target(to, name, "<in memory>")?;
     let mut bytes = zeroed_bytes(to.size(), t.data.len());
     bytes
         .par_chunks_mut(CONVERT_CHUNK * to.size())
@@ -566,7 +562,7 @@ mod tests {
             let raw = RawTensor {
                 shape: vec![r, c],
                 dtype: DType::F32,
-                bytes: Bytes::from_bytes_vec(encode_f32(&v, DType::F32, "t", "-").unwrap()),
+                bytes: Bytes::from_bytes_vec(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
             };
             let t = raw.transposed();
             assert_eq!(t.shape, vec![c, r]);
