@@ -137,22 +137,14 @@ pub fn bench_shapes(o: &ShapeBench) -> Result<String> {
             ours.args(["vlm", "bench", "--shape", shape, "--device", &o.device, "--dtype", dtype])
                 .args(["--reps", &o.reps.to_string()])
                 .env("RAYON_NUM_THREADS", o.threads.to_string());
-            eprintln!("$ {ours:?}");
-            let out = ours.output().context("running vldac vlm bench")?;
-            if !out.status.success() {
-                bail!("vldac vlm bench ({key}) failed: {}", String::from_utf8_lossy(&out.stderr));
-            }
-            parse_rows(&String::from_utf8_lossy(&out.stdout), true, &mut table, &key);
+            let out = stdout_of(ours, &format!("vldac vlm bench ({key})"))?;
+            parse_rows(&out, true, &mut table, &key);
             let mut hf = Command::new(&py);
             hf.arg(root().join("crates/vlm/bench/hf_shapes.py"))
                 .args(["--shape", shape, "--device", &hf_device(&o.device), "--dtype", dtype])
                 .args(["--threads", &o.threads.to_string(), "--reps", &o.reps.to_string()]);
-            eprintln!("$ {hf:?}");
-            let out = hf.output().context("running hf_shapes.py")?;
-            if !out.status.success() {
-                bail!("hf_shapes.py ({key}) failed: {}", String::from_utf8_lossy(&out.stderr));
-            }
-            parse_rows(&String::from_utf8_lossy(&out.stdout), false, &mut table, &key);
+            let out = stdout_of(hf, &format!("hf_shapes.py ({key})"))?;
+            parse_rows(&out, false, &mut table, &key);
         }
         if o.load && !shape.contains(':') {
             load_rows(o, &bin, &py, shape, &mut table)?;
@@ -194,31 +186,42 @@ fn load_rows(o: &ShapeBench, bin: &Path, py: &Path, shape: &str, table: &mut BTr
         ours.args(["vlm", "load", "--device", &o.device, "--dtype", dtype, "--model"])
             .arg(&dir)
             .env("RAYON_NUM_THREADS", o.threads.to_string());
-        eprintln!("$ {ours:?}");
-        let out = ours.output().context("running vldac vlm load")?;
-        if !out.status.success() {
-            bail!("vldac vlm load ({key}) failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
         // One JSON object: the load's seconds and the process's peak RSS.
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("vldac vlm load's JSON")?;
-        let rows = serde_json::json!([{"row": "load", "seconds": v["seconds"]},
-                                      {"row": "load_peak_rss_bytes", "value": v["peak_rss_bytes"]}]);
-        let lines: Vec<String> = rows.as_array().into_iter().flatten().map(|r| r.to_string()).collect();
-        parse_rows(&lines.join("\n"), true, table, &key);
+        let out = stdout_of(ours, &format!("vldac vlm load ({key})"))?;
+        parse_rows(&load_rows_of(&out)?, true, table, &key);
         warm()?;
         let mut hf = Command::new(py);
         hf.arg(root().join("crates/vlm/bench/hf_shapes.py"))
             .args(["--device", &hf_device(&o.device), "--dtype", dtype, "--threads", &o.threads.to_string()])
             .arg("--load")
             .arg(&dir);
-        eprintln!("$ {hf:?}");
-        let out = hf.output().context("running hf_shapes.py --load")?;
-        if !out.status.success() {
-            bail!("hf_shapes.py --load ({key}) failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        parse_rows(&String::from_utf8_lossy(&out.stdout), false, table, &key);
+        let out = stdout_of(hf, &format!("hf_shapes.py --load ({key})"))?;
+        parse_rows(&out, false, table, &key);
     }
     Ok(())
+}
+
+/// `vldac vlm load`'s JSON object as the two table rows `hf_shapes.py --load` prints.
+fn load_rows_of(json: &str) -> Result<String> {
+    let v: serde_json::Value = serde_json::from_str(json.trim()).context("vldac vlm load's JSON")?;
+    let (Some(seconds), Some(rss)) = (v["seconds"].as_f64(), v["peak_rss_bytes"].as_f64()) else {
+        bail!("vldac vlm load printed no seconds / peak_rss_bytes: {json}");
+    };
+    Ok(format!(
+        "{}\n{}",
+        serde_json::json!({"row": "load", "seconds": seconds}),
+        serde_json::json!({"row": "load_peak_rss_bytes", "value": rss})
+    ))
+}
+
+/// Runs `cmd` (echoed), failing with its stderr if it fails; its stdout.
+fn stdout_of(mut cmd: Command, what: &str) -> Result<String> {
+    eprintln!("$ {cmd:?}");
+    let out = cmd.output().with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The table's body: one markdown line per row, HF, ours and the ratio (HF time / ours, or our
@@ -364,6 +367,21 @@ pub fn gpu_check(shapes: &[String], skip_bench: bool) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn load_rows_pair_ours_with_hf() {
+        // Lines as `vldac vlm load` and `hf_shapes.py --load` print them.
+        let ours = r#"{"seconds":6.5,"device":"cpu","dtype":"f32","model_dtype":"F32","checkpoint_bytes":4418050368,"peak_rss_bytes":8931954688}"#;
+        let hf = r#"{"row": "load", "seconds": 2.5, "params": 2208985600, "impl": "hf"}
+{"row": "load_peak_rss_bytes", "value": 13946167296, "impl": "hf"}"#;
+        let mut table = BTreeMap::new();
+        parse_rows(&load_rows_of(ours).unwrap(), true, &mut table, "2b f32");
+        parse_rows(hf, false, &mut table, "2b f32");
+        let md = table_rows(&table);
+        assert!(md.contains("| 2b f32 load | 2.500 s | 6.500 s | 0.38× |"), "{md}");
+        assert!(md.contains("| 2b f32 load_peak_rss_bytes | 13.95 GB | 8.93 GB | 1.56× |"), "{md}");
+        assert!(load_rows_of(r#"{"error": "x"}"#).is_err());
+    }
     use super::*;
 
     #[test]
