@@ -916,6 +916,12 @@ fn flex<const D: usize>(t: Tensor<D>) -> Option<FlexTensor> {
     flex_value(t.into_dispatch()).ok().map(|(t, _)| t)
 }
 
+/// Whether `dev` is flex (plain or under autodiff), where the kernels here read a weight stored
+/// `[in, out]` or `[out, in]` alike.
+pub fn on_flex(dev: &burn::tensor::Device) -> bool {
+    flex(Tensor::<1>::zeros([0], (dev, DType::F32))).is_some()
+}
+
 /// Whether `x` can be read by our kernels, and as which kind its result goes back.
 fn origin_of<const D: usize>(x: &Tensor<D>) -> Option<Origin> {
     flex_value(x.clone().into_dispatch()).ok().map(|(_, o)| o)

@@ -58,8 +58,11 @@ pub fn matmul_last<const D: usize>(x: Tensor<D>, w: Tensor<2>) -> Tensor<D> {
     x.reshape([rows, dims[D - 1]]).matmul(w).reshape(new_dims)
 }
 
-/// A `torch.nn.Linear` (`name.weight` [out, in], optional `name.bias`), stored as burn's
-/// `[in, out]` layout.
+/// A `torch.nn.Linear` (`name.weight` [out, in], optional `name.bias`) as burn's `[in, out]`
+/// weight. bf16 weights on flex stay as stored and are used through a transposed view (our
+/// kernels read either layout), so a bf16 checkpoint's projections are views of the mapped file,
+/// read when first used, as transformers does; elsewhere the weight is transposed while it is
+/// read.
 pub fn load_linear(
     w: &mut dyn WeightSource,
     name: &str,
@@ -68,10 +71,15 @@ pub fn load_linear(
     bias: bool,
     dev: &Device,
 ) -> Result<Linear> {
-    let weight = w.take_raw(&format!("{name}.weight"), &[d_out, d_in])?.transposed();
+    let key = format!("{name}.weight");
+    let weight = if w.dtype() == DType::BF16 && crate::cpu_bf16::on_flex(dev) {
+        device_tensor::<2>(w.take_raw(&key, &[d_out, d_in])?, dev).transpose()
+    } else {
+        device_tensor(w.take_raw_transposed(&key, &[d_out, d_in])?, dev)
+    };
     let bias =
         if bias { Some(Param::from_tensor(load_param(w, &format!("{name}.bias"), &[d_out], dev)?)) } else { None };
-    Ok(Linear { weight: Param::from_tensor(device_tensor(weight, dev)), bias })
+    Ok(Linear { weight: Param::from_tensor(weight), bias })
 }
 
 pub fn export_linear(l: &Linear, name: &str, sink: &mut TensorSink) {

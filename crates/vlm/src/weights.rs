@@ -6,16 +6,16 @@
 //! sharded with `model.safetensors.index.json`) and seeded random weights (a model without any
 //! files).
 //!
-//! Base weights are read straight into the precision the model runs in ([`WeightSource::dtype`]):
-//! each tensor's bytes are read from the file (no memory map, so the file's pages are not kept
-//! resident), converted only when the stored dtype differs, and transposed on the host one tensor
-//! at a time. A bf16 checkpoint loaded as bf16 thus needs about its own size in memory.
+//! Base weights are read straight into the precision the model runs in ([`WeightSource::dtype`]).
+//! A tensor stored in that precision is a view of the memory-mapped file (copy on write, read
+//! when first used, as transformers' loading is); the others are read block by block with
+//! positioned reads (the file's pages are not mapped), converted, and transposed where the
+//! layout asks for it in the same pass.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Bytes;
-use burn::tensor::DType;
+use burn::tensor::{AllocationProperty, Bytes, DType};
 use half::{bf16, f16};
 use memmap2::Mmap;
 use rand::{RngExt, SeedableRng};
@@ -114,19 +114,56 @@ fn convert_bytes(from: Dtype, bytes: Bytes, to: DType, name: &str, file: &str) -
     check_target(to, name, file)?;
     let (n_in, n_out) = (from.bitsize() / 8, to.size());
     let mut out = zeroed_bytes(n_out, bytes.len() / n_in);
-    if (from, to) == (Dtype::BF16, DType::F32) {
-        // The hub's checkpoints are bf16: widening is a 16-bit shift, [lo, hi] -> [0, 0, lo, hi].
-        out.par_chunks_mut(CONVERT_CHUNK * 4).zip(bytes.par_chunks(CONVERT_CHUNK * 2)).for_each(|(o, i)| {
-            for (o, i) in o.chunks_exact_mut(4).zip(i.chunks_exact(2)) {
-                o.copy_from_slice(&[0, 0, i[0], i[1]]);
-            }
-        });
-        return Ok(out);
-    }
     out.par_chunks_mut(CONVERT_CHUNK * n_out)
         .zip(bytes.par_chunks(CONVERT_CHUNK * n_in))
-        .try_for_each(|(o, i)| encode_f32_into(&to_f32(from, i, name, file)?, to, o, name, file))?;
+        .try_for_each(|(o, i)| convert_into(from, i, to, o, name, file))?;
     Ok(out)
+}
+
+/// `src` stored as `from` into `out` as `to` (`out` holds as many elements), on this thread.
+fn convert_into(from: Dtype, src: &[u8], to: DType, out: &mut [u8], name: &str, file: &str) -> Result<()> {
+    match (from, to) {
+        (Dtype::F32, DType::F32) | (Dtype::BF16, DType::BF16) | (Dtype::F16, DType::F16) => out.copy_from_slice(src),
+        // The hub's checkpoints are bf16: widening is a 16-bit shift, [lo, hi] -> [0, 0, lo, hi].
+        (Dtype::BF16, DType::F32) => {
+            for (o, i) in out.chunks_exact_mut(4).zip(src.chunks_exact(2)) {
+                o.copy_from_slice(&[0, 0, i[0], i[1]]);
+            }
+        }
+        _ => encode_f32_into(&to_f32(from, src, name, file)?, to, out, name, file)?,
+    }
+    Ok(())
+}
+
+/// Source rows per task of a transposing read: a block of the widest projection (8,960 bf16
+/// columns, or 18,944 in 7B) stays in L2 while its columns are scattered.
+const TRANSPOSE_ROWS: usize = 32;
+
+/// Row `i` of a `rows x c` block of `N`-byte elements into column `i0 + i` of an `[c, r]` matrix.
+///
+/// # Safety
+/// `out` points to `c * r` elements; columns `i0 .. i0 + rows` are written by this caller only.
+unsafe fn scatter_block<const N: usize>(block: &[u8], rows: usize, c: usize, r: usize, i0: usize, out: *mut u8) {
+    let (src, _) = block.as_chunks::<N>();
+    for j in 0..c {
+        // SAFETY: row j of the output, columns i0 .. i0 + rows (the caller's).
+        let dst = unsafe { std::slice::from_raw_parts_mut(out.add((j * r + i0) * N).cast::<[u8; N]>(), rows) };
+        for (i, d) in dst.iter_mut().enumerate() {
+            *d = src[i * c + j];
+        }
+    }
+}
+
+/// A pointer shared by tasks that write disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+struct SharedPtr(*mut u8);
+// SAFETY: every task writes its own part only; the buffer outlives the parallel loop.
+unsafe impl Send for SharedPtr {}
+unsafe impl Sync for SharedPtr {}
+impl SharedPtr {
+    fn get(self) -> *mut u8 {
+        self.0
+    }
 }
 
 /// Errors unless base weights can be held in `to` (f32, bf16 or f16).
@@ -175,6 +212,10 @@ pub trait WeightSource {
         let dtype = self.dtype();
         host_to_raw(self.take(name, shape)?, dtype, name)
     }
+    /// The matrix `name` (`shape = [r, c]` as stored) transposed to `[c, r]`, as [`Self::take_raw`].
+    fn take_raw_transposed(&mut self, name: &str, shape: &[usize]) -> Result<RawTensor> {
+        Ok(self.take_raw(name, shape)?.transposed())
+    }
     /// The precision frozen base weights are loaded in (f32 unless set).
     fn dtype(&self) -> DType {
         DType::F32
@@ -203,10 +244,20 @@ pub fn normalize_key(key: &str) -> String {
 struct Shard {
     path: PathBuf,
     file: std::fs::File,
-    /// Used for the header only: tensor bytes are read with positioned reads.
-    mmap: Mmap,
+    /// The whole file mapped (read-only): the header, and the tensors used as stored.
+    map: bytes::Bytes,
     header_len: usize,
     meta: Metadata,
+}
+
+/// Where a stored tensor's bytes are.
+struct Located {
+    shard: usize,
+    dtype: Dtype,
+    /// Byte offset in the file.
+    start: usize,
+    len: usize,
+    file: String,
 }
 
 /// Memory-mapped safetensors checkpoint (one file, or the shards of an index).
@@ -284,8 +335,8 @@ impl SafetensorsWeights {
             let file = std::fs::File::open(path).map_err(|e| VlmError::io(path, e))?;
             // SAFETY: the checkpoint is opened read-only; as with any mmap, another process
             // truncating it while we read is outside what we can guard against.
-            let mmap = unsafe { Mmap::map(&file) }.map_err(|e| VlmError::io(path, e))?;
-            let (header_len, meta) = safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| VlmError::Weights {
+            let map = bytes::Bytes::from_owner(unsafe { Mmap::map(&file) }.map_err(|e| VlmError::io(path, e))?);
+            let (header_len, meta) = safetensors::SafeTensors::read_metadata(&map).map_err(|e| VlmError::Weights {
                 file: path.display().to_string(),
                 msg: format!("bad safetensors: {e}"),
             })?;
@@ -298,7 +349,7 @@ impl SafetensorsWeights {
                     });
                 }
             }
-            shards.push(Shard { path: path.clone(), file, mmap, header_len, meta });
+            shards.push(Shard { path: path.clone(), file, map, header_len, meta });
         }
         let label = match paths {
             [one] => one.display().to_string(),
@@ -313,8 +364,8 @@ impl SafetensorsWeights {
         self
     }
 
-    /// The stored bytes of `name` (checked against `shape`) and their dtype.
-    fn read(&mut self, name: &str, shape: &[usize]) -> Result<(Dtype, Bytes, String)> {
+    /// Where `name` is stored, checked against `shape`; marks it used.
+    fn locate(&mut self, name: &str, shape: &[usize]) -> Result<Located> {
         let Some((s, stored)) = self.index.get(name) else {
             return Err(VlmError::MissingTensor {
                 name: name.into(),
@@ -338,15 +389,22 @@ impl SafetensorsWeights {
         }
         let start = 8 + shard.header_len + info.data_offsets.0;
         let len = info.data_offsets.1.saturating_sub(info.data_offsets.0);
-        if start + len > shard.mmap.len() {
+        if start + len > shard.map.len() {
             return Err(VlmError::Weights { file, msg: format!("`{stored}` points past the end of the file") });
         }
-        // Aligned for the stored elements, so a tensor kept as stored goes to burn uncopied.
-        let size = (info.dtype.bitsize() / 8).max(1);
-        let mut bytes = zeroed_bytes(size, len / size);
-        read_at(&shard.file, &shard.mmap, start, &mut bytes).map_err(|e| VlmError::io(&shard.path, e))?;
+        let (shard, dtype) = (*s, info.dtype);
         self.used.insert(name.to_string());
-        Ok((info.dtype, bytes, file))
+        Ok(Located { shard, dtype, start, len, file })
+    }
+
+    /// A copy of the stored bytes, aligned for the stored elements (so a tensor kept as stored
+    /// goes to burn uncopied).
+    fn read(&self, at: &Located) -> Result<Bytes> {
+        let shard = &self.shards[at.shard];
+        let size = (at.dtype.bitsize() / 8).max(1);
+        let mut bytes = zeroed_bytes(size, at.len / size);
+        read_at(&shard.file, &shard.map, at.start, &mut bytes).map_err(|e| VlmError::io(&shard.path, e))?;
+        Ok(bytes)
     }
 
     /// Names (normalized) of all stored tensors.
@@ -377,26 +435,75 @@ fn to_f32(dtype: Dtype, bytes: &[u8], name: &str, file: &str) -> Result<Vec<f32>
 
 /// Reads `buf.len()` bytes at `offset` (a positioned read: the file's pages are not mapped).
 #[cfg(unix)]
-fn read_at(file: &std::fs::File, _mmap: &Mmap, offset: usize, buf: &mut [u8]) -> std::io::Result<()> {
+fn read_at(file: &std::fs::File, _map: &[u8], offset: usize, buf: &mut [u8]) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset as u64)
 }
 
 #[cfg(not(unix))]
-fn read_at(_file: &std::fs::File, mmap: &Mmap, offset: usize, buf: &mut [u8]) -> std::io::Result<()> {
-    buf.copy_from_slice(&mmap[offset..offset + buf.len()]);
+fn read_at(_file: &std::fs::File, map: &[u8], offset: usize, buf: &mut [u8]) -> std::io::Result<()> {
+    buf.copy_from_slice(&map[offset..offset + buf.len()]);
     Ok(())
 }
 
 impl WeightSource for SafetensorsWeights {
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
-        let (dtype, bytes, file) = self.read(name, shape)?;
-        let data = to_f32(dtype, &bytes, name, &file)?;
+        let at = self.locate(name, shape)?;
+        let data = to_f32(at.dtype, &self.read(&at)?, name, &at.file)?;
         Ok(HostTensor { shape: shape.to_vec(), data })
     }
     fn take_raw(&mut self, name: &str, shape: &[usize]) -> Result<RawTensor> {
-        let (stored, bytes, file) = self.read(name, shape)?;
-        let bytes = convert_bytes(stored, bytes, self.dtype, name, &file)?;
+        let at = self.locate(name, shape)?;
+        let stored_as_is = matches!(
+            (at.dtype, self.dtype),
+            (Dtype::F32, DType::F32) | (Dtype::BF16, DType::BF16) | (Dtype::F16, DType::F16)
+        );
+        if stored_as_is && at.start.is_multiple_of(self.dtype.size()) {
+            // A view of the mapped file: no read now, the pages come in when first used; a write
+            // copies (copy on write), so the file is never changed.
+            let view = self.shards[at.shard].map.slice(at.start..at.start + at.len);
+            let bytes = Bytes::from_shared(view, AllocationProperty::File);
+            return Ok(RawTensor { shape: shape.to_vec(), dtype: self.dtype, bytes });
+        }
+        let bytes = convert_bytes(at.dtype, self.read(&at)?, self.dtype, name, &at.file)?;
         Ok(RawTensor { shape: shape.to_vec(), dtype: self.dtype, bytes })
+    }
+    fn take_raw_transposed(&mut self, name: &str, shape: &[usize]) -> Result<RawTensor> {
+        let at = self.locate(name, shape)?;
+        let to = self.dtype;
+        // Unsupported dtypes error here, before any work.
+        to_f32(at.dtype, &[], name, &at.file)?;
+        check_target(to, name, &at.file)?;
+        let &[r, c] = shape else {
+            return Err(VlmError::Weights { file: at.file, msg: format!("`{name}` is not a matrix: {shape:?}") });
+        };
+        let (n_in, n_out) = ((at.dtype.bitsize() / 8).max(1), to.size());
+        let shard = &self.shards[at.shard];
+        let mut out = zeroed_bytes(n_out, r * c);
+        let dst = SharedPtr(out.as_mut_ptr());
+        // Blocks of source rows: each read, converted and scattered into its output columns in
+        // cache, one pass over the output instead of a read, a conversion and a transpose.
+        (0..r.div_ceil(TRANSPOSE_ROWS)).into_par_iter().try_for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(raw, conv): &mut (Vec<u8>, Vec<u8>), b| -> Result<()> {
+                let i0 = b * TRANSPOSE_ROWS;
+                let rows = TRANSPOSE_ROWS.min(r - i0);
+                raw.resize(rows * c * n_in, 0);
+                conv.resize(rows * c * n_out, 0);
+                read_at(&shard.file, &shard.map, at.start + i0 * c * n_in, raw)
+                    .map_err(|e| VlmError::io(&shard.path, e))?;
+                convert_into(at.dtype, raw, to, conv, name, &at.file)?;
+                // SAFETY: `out` holds c x r elements of `n_out` bytes; this task writes columns
+                // i0 .. i0 + rows only.
+                unsafe {
+                    match n_out {
+                        2 => scatter_block::<2>(conv, rows, c, r, i0, dst.get()),
+                        _ => scatter_block::<4>(conv, rows, c, r, i0, dst.get()),
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        Ok(RawTensor { shape: vec![c, r], dtype: to, bytes: out })
     }
     fn dtype(&self) -> DType {
         self.dtype
@@ -545,8 +652,15 @@ impl TensorSink {
                 .map_err(|e| VlmError::Weights { file: path.display().to_string(), msg: format!("`{k}`: {e}") })?;
             views.push((k.clone(), v));
         }
-        safetensors::serialize_to_file(views, metadata, path)
-            .map_err(|e| VlmError::Weights { file: path.display().to_string(), msg: format!("write failed: {e}") })
+        // Written beside the target and renamed over it: a model loaded from `path` holds views
+        // of the old file's mapping, which stay valid (truncating the file in place would make
+        // them fault), and a failed write leaves the old file as it was.
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".partial");
+        let tmp = PathBuf::from(tmp);
+        safetensors::serialize_to_file(views, metadata, &tmp)
+            .map_err(|e| VlmError::Weights { file: tmp.display().to_string(), msg: format!("write failed: {e}") })?;
+        std::fs::rename(&tmp, path).map_err(|e| VlmError::io(path, e))
     }
 }
 
@@ -582,6 +696,74 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A one-tensor safetensors file of an `r x c` matrix with values `v(i)`, stored as `dtype`.
+    fn one_matrix(dir: &Path, dtype: SaveDtype, r: usize, c: usize, v: impl Fn(usize) -> f32) -> PathBuf {
+        let mut sink = TensorSink::default();
+        sink.put("m", HostTensor { shape: vec![r, c], data: (0..r * c).map(v).collect() });
+        let path = dir.join(format!("{dtype:?}.safetensors"));
+        sink.save(&path, dtype, None).unwrap();
+        path
+    }
+
+    #[test]
+    fn stored_precision_is_a_file_view_and_transposing_reads_match_the_definition() {
+        let dir = std::env::temp_dir().join(format!("vldac-weights-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // More rows than one block of a transposing read, and an odd column count.
+        let (r, c) = (TRANSPOSE_ROWS * 2 + 5, 37);
+        let v = |i: usize| (i as f32 * 0.731).sin() * 3.0;
+        let bits = |t: &RawTensor| -> Vec<u32> {
+            match t.dtype.size() {
+                4 => t.bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+                _ => t.bytes.chunks_exact(2).map(|b| u32::from(u16::from_le_bytes([b[0], b[1]]))).collect(),
+            }
+        };
+        let encode = |x: f32, to: DType| match to {
+            DType::F32 => x.to_bits(),
+            DType::BF16 => u32::from(bf16::from_f32(x).to_bits()),
+            _ => u32::from(f16::from_f32(x).to_bits()),
+        };
+        for (stored, round) in [(SaveDtype::F32, 0), (SaveDtype::Bf16, 1), (SaveDtype::F16, 2)] {
+            let path = one_matrix(&dir, stored, r, c, v);
+            // The values as stored, in f32 (exact for every target below).
+            let at = |i: usize| match round {
+                0 => v(i),
+                1 => bf16::from_f32(v(i)).to_f32(),
+                _ => f16::from_f32(v(i)).to_f32(),
+            };
+            for to in [DType::F32, DType::BF16, DType::F16] {
+                let open = || SafetensorsWeights::open_files(std::slice::from_ref(&path)).unwrap().with_dtype(to);
+                let plain = open().take_raw("m", &[r, c]).unwrap();
+                let want: Vec<u32> = (0..r * c).map(|i| encode(at(i), to)).collect();
+                assert_eq!(bits(&plain), want, "{stored:?} as {to:?}");
+                let same = matches!(
+                    (stored, to),
+                    (SaveDtype::F32, DType::F32) | (SaveDtype::Bf16, DType::BF16) | (SaveDtype::F16, DType::F16)
+                );
+                let property = if same { AllocationProperty::File } else { AllocationProperty::Native };
+                assert_eq!(plain.bytes.property(), property, "{stored:?} as {to:?}");
+                let t = open().take_raw_transposed("m", &[r, c]).unwrap();
+                assert_eq!(t.shape, vec![c, r]);
+                let want: Vec<u32> = (0..c * r).map(|idx| encode(at((idx % r) * c + idx / r), to)).collect();
+                assert_eq!(bits(&t), want, "{stored:?} as {to:?}, transposed");
+                // A wrong shape names the tensor before anything is read.
+                let err = open().take_raw_transposed("m", &[c, r]).unwrap_err().to_string();
+                assert!(err.contains('m') && err.contains(&format!("{r}")), "{err}");
+            }
+            // Writing over the file a model is viewing leaves the views intact (rename, no truncation).
+            let mut w = SafetensorsWeights::open_files(std::slice::from_ref(&path)).unwrap().with_dtype(match round {
+                0 => DType::F32,
+                1 => DType::BF16,
+                _ => DType::F16,
+            });
+            let view = w.take_raw("m", &[r, c]).unwrap();
+            let before = bits(&view);
+            one_matrix(&dir, stored, r, c, |i| v(i) + 1.0);
+            assert_eq!(bits(&view), before, "{stored:?}: the view changed when the file was rewritten");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

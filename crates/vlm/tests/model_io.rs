@@ -129,6 +129,30 @@ fn export_round_trips_f32_exactly_and_bf16_approximately() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// tiny_b is stored in bf16: loaded as bf16, its tensors are views of the mapped file and the
+/// projections are used as stored (`[out, in]`, through a transposed view). Its logits must match
+/// the f32 load of the same values up to bf16 rounding of the activations (see parity.rs's
+/// `BF16_LOGIT_TOL`), and an export of it written over its own directory must not disturb it.
+#[test]
+fn bf16_checkpoint_loaded_as_file_views_matches_the_f32_load() {
+    let want = logits(&Qwen2Vl::from_dir(&fixtures().join("tiny_b"), &dev()).unwrap(), &IDS, true);
+    let dir = tmp("views");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixtures().join("tiny_b").join(f), dir.join(f)).unwrap();
+    }
+    let model = Qwen2Vl::from_dir_as(&dir, &dev(), burn::tensor::DType::BF16).unwrap();
+    let got = logits(&model, &IDS, true);
+    let d = got.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(d < 0.05, "bf16 file views vs f32: max |logit diff| {d}");
+    // Rewriting the file the model views (an export into its own directory) keeps its values.
+    model.save_hf(&dir, SaveDtype::F32).unwrap();
+    assert_eq!(logits(&model, &IDS, true), got);
+    let again = Qwen2Vl::from_dir(&dir, &dev()).unwrap();
+    // tiny_b's values are bf16, so the f32 export of the bf16 model is the f32 model exactly.
+    assert_eq!(logits(&again, &IDS, true), want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn lora_starts_as_identity_switches_off_and_round_trips_through_peft() {
     let base = Qwen2Vl::from_dir(&fixtures().join("tiny_a"), &dev()).unwrap();

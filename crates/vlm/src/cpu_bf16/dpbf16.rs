@@ -99,7 +99,7 @@ pub(super) fn matmul_into(
             None => {}
         })
     };
-    if k > 0 && layout == WeightLayout::OutIn && m > DOT_M {
+    if k > 0 && layout == WeightLayout::OutIn && m > DOT_M && finish.is_none() {
         // Stores every sum (all of `k` at once), so `out` needs no zeroing first: for the tied
         // head over a prompt that is a pass over 200 MB saved.
         let round = round && bias.is_none();
@@ -107,8 +107,10 @@ pub(super) fn matmul_into(
         add_bias(out, false);
         return if round { Sums::Rounded } else { Sums::Plain };
     }
-    if k > 0 && layout == WeightLayout::InOut && m > DOT_M {
-        panels(x, m, k, w, n, bias, Shared(out.as_mut_ptr()), finish);
+    if k > 0 && m > DOT_M {
+        // A projection loaded as a view of the checkpoint's `[n, k]` matrix packs from it; its
+        // sums are finished in cache like those of a `[k, n]` one.
+        panels(x, m, k, w, n, layout, bias, Shared(out.as_mut_ptr()), finish);
         return if finish.is_some() { Sums::Finished } else { Sums::Plain };
     }
     add_bias(out, true);
@@ -267,8 +269,8 @@ fn transposed(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared,
     });
 }
 
-/// Column panels of a `[k, n]` weight spread over rayon's pool; each task packs `KP` pairs of its
-/// columns at a time and runs the microkernel over every row block, storing `sums + bias` for the
+/// Column panels of a weight (stored `[k, n]` or `[n, k]`) spread over rayon's pool; each task
+/// packs `KP` pairs of its columns at a time and runs the microkernel over every row block, storing `sums + bias` for the
 /// first block of `k` and adding the later ones; then hands its finished columns to `finish`.
 #[allow(clippy::too_many_arguments)]
 fn panels(
@@ -277,10 +279,12 @@ fn panels(
     k: usize,
     w: &[bf16],
     n: usize,
+    layout: WeightLayout,
     bias: Option<&[bf16]>,
     dst: Shared,
     finish: Option<Finish>,
 ) {
+    let ld = if layout == WeightLayout::InOut { n } else { k };
     let bias: Option<Vec<f32>> = bias.map(|b| b.iter().map(|v| v.to_f32()).collect());
     let bias = bias.as_deref();
     // Enough panels for every thread to get several (balance), each a whole number of NR, and
@@ -301,7 +305,7 @@ fn panels(
                 // (k, n, j0 + cols <= n, p0 + kp <= k / 2) and `dst` is m x n with this task's
                 // columns j0..j0 + cols written by nobody else.
                 unsafe {
-                    pack(buf, w, n, WeightLayout::InOut, j0, cols, p0, kp);
+                    pack(buf, w, ld, layout, j0, cols, p0, kp);
                     for i0 in (0..m).step_by(MC) {
                         let i1 = (i0 + MC).min(m);
                         for s in 0..cols.div_ceil(NR) {
@@ -391,17 +395,35 @@ unsafe fn pack(
             }
         }
         WeightLayout::OutIn => {
-            for s in 0..slices {
-                let dst = &mut buf[s * kp * NR..][..kp * NR];
-                let c0 = s * NR;
-                let width = NR.min(cols - c0);
-                if width < NR {
-                    dst.fill(0);
+            // Each stored row is one column's pairs, contiguous: a gather of one word from each
+            // of 16 rows fills a register of the panel (masked past `cols`, zero there).
+            assert!(ld.is_multiple_of(2) && ld < (1 << 26), "pack needs an even row length below 2^26, got {ld}");
+            if cols > 0 {
+                let last = (j0 + cols - 1) * ld + 2 * (p0 + kp);
+                assert!(last <= w.len(), "pack reads {last} of {} weights", w.len());
+            }
+            let step = _mm512_set1_epi32((ld / 2) as i32);
+            let lanes =
+                _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), step);
+            for c in (0..slices * NR).step_by(16) {
+                let live = cols.saturating_sub(c).min(16);
+                let mask: __mmask16 = if live == 16 { u16::MAX } else { (1u16 << live) - 1 };
+                let d = buf.as_mut_ptr().wrapping_add((c / NR) * kp * NR + c % NR);
+                if live == 0 {
+                    for p in 0..kp {
+                        // SAFETY: `buf` holds slices x kp x NR words (asserted).
+                        unsafe { _mm512_storeu_si512(d.add(p * NR).cast(), _mm512_setzero_si512()) };
+                    }
+                    continue;
                 }
-                for jj in 0..width {
-                    let row = &w[(j0 + c0 + jj) * ld + 2 * p0..][..2 * kp];
-                    for (p, pair) in row.chunks_exact(2).enumerate() {
-                        dst[p * NR + jj] = u32::from(pair[0].to_bits()) | (u32::from(pair[1].to_bits()) << 16);
+                // SAFETY: rows j0 + c .. j0 + c + live hold pairs p0 .. p0 + kp (asserted above);
+                // masked-off lanes read nothing; `buf` holds slices x kp x NR words (asserted).
+                unsafe {
+                    let base = w.as_ptr().add((j0 + c) * ld + 2 * p0);
+                    for p in 0..kp {
+                        let idx = _mm512_add_epi32(lanes, _mm512_set1_epi32(p as i32));
+                        let v = _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), mask, idx, base.cast());
+                        _mm512_storeu_si512(d.add(p * NR).cast(), v);
                     }
                 }
             }
@@ -1017,6 +1039,49 @@ mod tests {
                             "n {n} h {h} i {i} d {d}: {got} vs {want}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn finished_columns_agree_for_both_weight_layouts() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX512-BF16 (vdpbf16ps)");
+            return;
+        }
+        let mut uniform = super::super::tests::uniform(0x9E37_79B9);
+        let mut rnd = move || bf16::from_f32(uniform());
+        // Many rows (the panel kernel), widths with a gather tail, k across KP blocks.
+        for &(m, k, n) in &[(17, 6, 5), (40, 300, 70), (100, 1100, 130), (530, 260, 33)] {
+            let x: Vec<bf16> = (0..m * k).map(|_| rnd()).collect();
+            let w: Vec<bf16> = (0..k * n).map(|_| rnd()).collect();
+            let b: Vec<bf16> = (0..n).map(|_| rnd()).collect();
+            for layout in [WeightLayout::InOut, WeightLayout::OutIn] {
+                let done = std::sync::Mutex::new(vec![f64::NAN; m * n]);
+                let finish = |i: usize, j0: usize, sums: &mut [f32]| {
+                    let mut d = done.lock().unwrap();
+                    for (j, v) in sums.iter().enumerate() {
+                        d[i * n + j0 + j] = f64::from(*v);
+                    }
+                };
+                let mut out = vec![f32::NAN; m * n];
+                let how = matmul_into(&x, m, k, &w, n, layout, Some(&b), &mut out, false, Some(&finish));
+                assert_eq!(how, Sums::Finished, "{m}x{k}x{n} {layout:?}");
+                let bias_f = |j: usize| b[j].to_f64();
+                let want = super::super::tests::reference(
+                    m,
+                    k,
+                    n,
+                    layout,
+                    |i| x[i].to_f64(),
+                    |i| w[i].to_f64(),
+                    Some(&bias_f as &dyn Fn(usize) -> f64),
+                );
+                let done = done.into_inner().unwrap();
+                for (idx, (got, want)) in done.iter().zip(&want).enumerate() {
+                    let tol = 1e-5 * (k as f64).sqrt() + 1e-6 * want.abs();
+                    assert!((got - want).abs() <= tol, "{m}x{k}x{n} {layout:?} at {idx}: {got} vs {want}");
                 }
             }
         }
