@@ -59,10 +59,11 @@ pub fn matmul_last<const D: usize>(x: Tensor<D>, w: Tensor<2>) -> Tensor<D> {
 }
 
 /// A `torch.nn.Linear` (`name.weight` [out, in], optional `name.bias`) as burn's `[in, out]`
-/// weight. bf16 weights on flex stay as stored and are used through a transposed view (our
-/// kernels read either layout), so a bf16 checkpoint's projections are views of the mapped file,
-/// read when first used, as transformers does; elsewhere the weight is transposed while it is
-/// read.
+/// weight. bf16 weights on flex stay as stored and are used through a transposed view (our bf16
+/// kernels read either layout), as torch's `F.linear` does: a bf16 checkpoint's projections are
+/// then views of its mapped file, read when first used. Elsewhere the weight is transposed while
+/// it is read: f32 stays `[in, out]` because flex's gemm with the transposed view made the 2b:4
+/// f32 vision tower, prefill and LoRA step 7-17% slower and the LoRA step's peak RSS 0.8 GB higher.
 pub fn load_linear(
     w: &mut dyn WeightSource,
     name: &str,

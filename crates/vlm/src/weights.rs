@@ -101,25 +101,6 @@ fn transpose_elems<const N: usize>(bytes: &[u8], r: usize, c: usize, out: &mut [
 /// Elements per parallel task of a dtype conversion.
 const CONVERT_CHUNK: usize = 1 << 16;
 
-/// Converts little-endian `bytes` stored as `from` into `to`; a no-op when they agree. In
-/// parallel chunks, without a whole f32 copy in between (bf16 -> f32 of a 2B checkpoint went
-/// through one thread and two intermediate vectors).
-fn convert_bytes(from: Dtype, bytes: Bytes, to: DType, name: &str, file: &str) -> Result<Bytes> {
-    let same = matches!((from, to), (Dtype::F32, DType::F32) | (Dtype::BF16, DType::BF16) | (Dtype::F16, DType::F16));
-    if same {
-        return Ok(bytes);
-    }
-    // An unsupported dtype on either side errors here, before any work.
-    to_f32(from, &[], name, file)?;
-    check_target(to, name, file)?;
-    let (n_in, n_out) = (from.bitsize() / 8, to.size());
-    let mut out = zeroed_bytes(n_out, bytes.len() / n_in);
-    out.par_chunks_mut(CONVERT_CHUNK * n_out)
-        .zip(bytes.par_chunks(CONVERT_CHUNK * n_in))
-        .try_for_each(|(o, i)| convert_into(from, i, to, o, name, file))?;
-    Ok(out)
-}
-
 /// `src` stored as `from` into `out` as `to` (`out` holds as many elements), on this thread.
 fn convert_into(from: Dtype, src: &[u8], to: DType, out: &mut [u8], name: &str, file: &str) -> Result<()> {
     match (from, to) {
@@ -464,8 +445,20 @@ impl WeightSource for SafetensorsWeights {
             let bytes = Bytes::from_shared(view, AllocationProperty::File);
             return Ok(RawTensor { shape: shape.to_vec(), dtype: self.dtype, bytes });
         }
-        let bytes = convert_bytes(at.dtype, self.read(&at)?, self.dtype, name, &at.file)?;
-        Ok(RawTensor { shape: shape.to_vec(), dtype: self.dtype, bytes })
+        // Read and converted in chunks, in parallel: no copy of the stored bytes in between.
+        let to = self.dtype;
+        to_f32(at.dtype, &[], name, &at.file)?;
+        check_target(to, name, &at.file)?;
+        let (n_in, n_out) = ((at.dtype.bitsize() / 8).max(1), to.size());
+        let shard = &self.shards[at.shard];
+        let mut bytes = zeroed_bytes(n_out, at.len / n_in);
+        bytes.par_chunks_mut(CONVERT_CHUNK * n_out).enumerate().try_for_each_init(Vec::new, |raw, (i, o)| {
+            raw.resize(o.len() / n_out * n_in, 0);
+            read_at(&shard.file, &shard.map, at.start + i * CONVERT_CHUNK * n_in, raw)
+                .map_err(|e| VlmError::io(&shard.path, e))?;
+            convert_into(at.dtype, raw, to, o, name, &at.file)
+        })?;
+        Ok(RawTensor { shape: shape.to_vec(), dtype: to, bytes })
     }
     fn take_raw_transposed(&mut self, name: &str, shape: &[usize]) -> Result<RawTensor> {
         let at = self.locate(name, shape)?;
@@ -711,8 +704,9 @@ mod tests {
     fn stored_precision_is_a_file_view_and_transposing_reads_match_the_definition() {
         let dir = std::env::temp_dir().join(format!("vldac-weights-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        // More rows than one block of a transposing read, and an odd column count.
-        let (r, c) = (TRANSPOSE_ROWS * 2 + 5, 37);
+        // Several blocks of a transposing read and chunks of a converting one, odd widths.
+        let (r, c) = (TRANSPOSE_ROWS * 8 + 5, 301);
+        assert!(r * c > CONVERT_CHUNK);
         let v = |i: usize| (i as f32 * 0.731).sin() * 3.0;
         let bits = |t: &RawTensor| -> Vec<u32> {
             match t.dtype.size() {
@@ -767,9 +761,9 @@ mod tests {
     }
 
     #[test]
-    fn conversions_agree_with_half_across_chunks() {
-        // More than one parallel chunk, values with every exponent class (zero, subnormal, inf, nan).
-        let n = CONVERT_CHUNK * 2 + 123;
+    fn conversions_agree_with_half() {
+        // Values with every exponent class (zero, subnormal, inf, nan).
+        let n = 20_000;
         let specials = [0.0f32, -0.0, 1e-40, -3.5e-39, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 65504.0, 1e20];
         let v: Vec<f32> = (0..n)
             .map(|i| if i % 97 < specials.len() { specials[i % 97] } else { (i as f32 * 0.37).sin() * 1e3 })
@@ -788,25 +782,25 @@ mod tests {
         let as_bf16: Vec<u8> = v.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect();
         let as_f16: Vec<u8> = v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect();
         let as_f32: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let convert_bytes = |from: Dtype, src: Vec<u8>, to: DType, name: &str, file: &str| -> Result<Vec<u8>> {
+            let mut out = vec![0u8; src.len() / (from.bitsize() / 8) * to.size()];
+            convert_into(from, &src, to, &mut out, name, file)?;
+            Ok(out)
+        };
         // bf16 -> f32 (the shift) and f16 -> f32: exact widening, as half does.
-        let wide = convert_bytes(Dtype::BF16, Bytes::from_bytes_vec(as_bf16.clone()), DType::F32, "t", "-").unwrap();
+        let wide = convert_bytes(Dtype::BF16, as_bf16.clone(), DType::F32, "t", "-").unwrap();
         let want: Vec<u32> = v.iter().map(|x| bf16::from_f32(*x).to_f32().to_bits()).collect();
         assert_eq!(bits(&wide, 4), want);
-        let wide = convert_bytes(Dtype::F16, Bytes::from_bytes_vec(as_f16.clone()), DType::F32, "t", "-").unwrap();
+        let wide = convert_bytes(Dtype::F16, as_f16.clone(), DType::F32, "t", "-").unwrap();
         let want: Vec<u32> = v.iter().map(|x| f16::from_f32(*x).to_f32().to_bits()).collect();
         assert_eq!(bits(&wide, 4), want);
         // f32 -> bf16 rounds to nearest even, as half (and torch) do.
-        let narrow = convert_bytes(Dtype::F32, Bytes::from_bytes_vec(as_f32), DType::BF16, "t", "-").unwrap();
+        let narrow = convert_bytes(Dtype::F32, as_f32, DType::BF16, "t", "-").unwrap();
         assert_eq!(bits(&narrow, 2), bits(&as_bf16, 2));
         // Same dtype: the bytes as they are.
-        assert_eq!(
-            convert_bytes(Dtype::F16, Bytes::from_bytes_vec(as_f16.clone()), DType::F16, "t", "-").unwrap()[..],
-            as_f16[..]
-        );
+        assert_eq!(convert_bytes(Dtype::F16, as_f16.clone(), DType::F16, "t", "-").unwrap()[..], as_f16[..]);
         // An unsupported stored dtype names the tensor.
-        let err =
-            convert_bytes(Dtype::I32, Bytes::from_bytes_vec(vec![0; 8]), DType::F32, "model.x.weight", "a.safetensors")
-                .unwrap_err();
+        let err = convert_bytes(Dtype::I32, vec![0; 8], DType::F32, "model.x.weight", "a.safetensors").unwrap_err();
         assert!(err.to_string().contains("model.x.weight"), "{err}");
     }
 }
