@@ -101,10 +101,22 @@ fn transpose_elems<const N: usize>(bytes: &[u8], r: usize, c: usize, out: &mut [
 /// Elements per parallel task of a dtype conversion.
 const CONVERT_CHUNK: usize = 1 << 16;
 
+/// Whether values stored as `from` are already in the precision `to` (their bytes are used as
+/// they are).
+fn same_precision(from: Dtype, to: DType) -> bool {
+    matches!((from, to), (Dtype::F32, DType::F32) | (Dtype::BF16, DType::BF16) | (Dtype::F16, DType::F16))
+}
+
+/// Errors, before any work, unless values stored as `from` can be loaded as `to`.
+fn check_conversion(from: Dtype, to: DType, name: &str, file: &str) -> Result<()> {
+    to_f32(from, &[], name, file)?;
+    check_target(to, name, file)
+}
+
 /// `src` stored as `from` into `out` as `to` (`out` holds as many elements), on this thread.
 fn convert_into(from: Dtype, src: &[u8], to: DType, out: &mut [u8], name: &str, file: &str) -> Result<()> {
     match (from, to) {
-        (Dtype::F32, DType::F32) | (Dtype::BF16, DType::BF16) | (Dtype::F16, DType::F16) => out.copy_from_slice(src),
+        _ if same_precision(from, to) => out.copy_from_slice(src),
         // The hub's checkpoints are bf16: widening is a 16-bit shift, [lo, hi] -> [0, 0, lo, hi].
         (Dtype::BF16, DType::F32) => {
             for (o, i) in out.chunks_exact_mut(4).zip(src.chunks_exact(2)) {
@@ -434,11 +446,7 @@ impl WeightSource for SafetensorsWeights {
     }
     fn take_raw(&mut self, name: &str, shape: &[usize]) -> Result<RawTensor> {
         let at = self.locate(name, shape)?;
-        let stored_as_is = matches!(
-            (at.dtype, self.dtype),
-            (Dtype::F32, DType::F32) | (Dtype::BF16, DType::BF16) | (Dtype::F16, DType::F16)
-        );
-        if stored_as_is && at.start.is_multiple_of(self.dtype.size()) {
+        if same_precision(at.dtype, self.dtype) && at.start.is_multiple_of(self.dtype.size()) {
             // A view of the mapped file: no read now, the pages come in when first used; a write
             // copies (copy on write), so the file is never changed.
             let view = self.shards[at.shard].map.slice(at.start..at.start + at.len);
@@ -447,8 +455,7 @@ impl WeightSource for SafetensorsWeights {
         }
         // Read and converted in chunks, in parallel: no copy of the stored bytes in between.
         let to = self.dtype;
-        to_f32(at.dtype, &[], name, &at.file)?;
-        check_target(to, name, &at.file)?;
+        check_conversion(at.dtype, to, name, &at.file)?;
         let (n_in, n_out) = ((at.dtype.bitsize() / 8).max(1), to.size());
         let shard = &self.shards[at.shard];
         let mut bytes = zeroed_bytes(n_out, at.len / n_in);
@@ -463,9 +470,7 @@ impl WeightSource for SafetensorsWeights {
     fn take_raw_transposed(&mut self, name: &str, shape: &[usize]) -> Result<RawTensor> {
         let at = self.locate(name, shape)?;
         let to = self.dtype;
-        // Unsupported dtypes error here, before any work.
-        to_f32(at.dtype, &[], name, &at.file)?;
-        check_target(to, name, &at.file)?;
+        check_conversion(at.dtype, to, name, &at.file)?;
         let &[r, c] = shape else {
             return Err(VlmError::Weights { file: at.file, msg: format!("`{name}` is not a matrix: {shape:?}") });
         };

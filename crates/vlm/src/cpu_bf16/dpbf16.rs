@@ -1044,6 +1044,35 @@ mod tests {
         }
     }
 
+    /// Asserts that `got` (`m x n`) is `x @ W (+ bias)` to f64 within the f32 summation's error.
+    #[allow(clippy::too_many_arguments)]
+    fn assert_matches_reference(
+        m: usize,
+        k: usize,
+        n: usize,
+        layout: WeightLayout,
+        x: &[bf16],
+        w: &[bf16],
+        bias: Option<&[bf16]>,
+        got: impl Iterator<Item = f64>,
+        what: &str,
+    ) {
+        let bias_f = |j: usize| bias.map_or(0.0, |b| b[j].to_f64());
+        let want = super::super::tests::reference(
+            m,
+            k,
+            n,
+            layout,
+            |i| x[i].to_f64(),
+            |i| w[i].to_f64(),
+            bias.is_some().then_some(&bias_f as &dyn Fn(usize) -> f64),
+        );
+        for (idx, (got, want)) in got.zip(&want).enumerate() {
+            let tol = 1e-5 * (k as f64).sqrt() + 1e-6 * want.abs();
+            assert!((got - want).abs() <= tol, "{m}x{k}x{n} {layout:?} {what} at {idx}: {got} vs {want}");
+        }
+    }
+
     #[test]
     fn finished_columns_agree_for_both_weight_layouts() {
         if !available() {
@@ -1068,21 +1097,8 @@ mod tests {
                 let mut out = vec![f32::NAN; m * n];
                 let how = matmul_into(&x, m, k, &w, n, layout, Some(&b), &mut out, false, Some(&finish));
                 assert_eq!(how, Sums::Finished, "{m}x{k}x{n} {layout:?}");
-                let bias_f = |j: usize| b[j].to_f64();
-                let want = super::super::tests::reference(
-                    m,
-                    k,
-                    n,
-                    layout,
-                    |i| x[i].to_f64(),
-                    |i| w[i].to_f64(),
-                    Some(&bias_f as &dyn Fn(usize) -> f64),
-                );
                 let done = done.into_inner().unwrap();
-                for (idx, (got, want)) in done.iter().zip(&want).enumerate() {
-                    let tol = 1e-5 * (k as f64).sqrt() + 1e-6 * want.abs();
-                    assert!((got - want).abs() <= tol, "{m}x{k}x{n} {layout:?} at {idx}: {got} vs {want}");
-                }
+                assert_matches_reference(m, k, n, layout, &x, &w, Some(&b), done.into_iter(), "finished");
             }
         }
     }
@@ -1115,23 +1131,8 @@ mod tests {
                     let bias = with_bias.then_some(&b[..]);
                     let mut out = vec![f32::NAN; m * n];
                     matmul(&x, m, k, &w, n, layout, bias, &mut out);
-                    let bias_f = |j: usize| b[j].to_f64();
-                    let want = super::super::tests::reference(
-                        m,
-                        k,
-                        n,
-                        layout,
-                        |i| x[i].to_f64(),
-                        |i| w[i].to_f64(),
-                        with_bias.then_some(&bias_f as &dyn Fn(usize) -> f64),
-                    );
-                    for (idx, (got, want)) in out.iter().zip(&want).enumerate() {
-                        let tol = 1e-5 * (k as f64).sqrt() + 1e-6 * want.abs();
-                        assert!(
-                            (f64::from(*got) - want).abs() <= tol,
-                            "{m}x{k}x{n} {layout:?} bias {with_bias} at {idx}: {got} vs {want}"
-                        );
-                    }
+                    let what = format!("bias {with_bias}");
+                    assert_matches_reference(m, k, n, layout, &x, &w, bias, out.iter().map(|v| f64::from(*v)), &what);
                 }
             }
         }
