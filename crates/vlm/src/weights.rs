@@ -147,18 +147,6 @@ unsafe fn scatter_block<const N: usize>(block: &[u8], rows: usize, c: usize, r: 
     }
 }
 
-/// A pointer shared by tasks that write disjoint parts of one buffer.
-#[derive(Clone, Copy)]
-struct SharedPtr(*mut u8);
-// SAFETY: every task writes its own part only; the buffer outlives the parallel loop.
-unsafe impl Send for SharedPtr {}
-unsafe impl Sync for SharedPtr {}
-impl SharedPtr {
-    fn get(self) -> *mut u8 {
-        self.0
-    }
-}
-
 /// Errors unless base weights can be held in `to` (f32, bf16 or f16).
 fn check_target(to: DType, name: &str, file: &str) -> Result<()> {
     match to {
@@ -477,7 +465,7 @@ impl WeightSource for SafetensorsWeights {
         let (n_in, n_out) = ((at.dtype.bitsize() / 8).max(1), to.size());
         let shard = &self.shards[at.shard];
         let mut out = zeroed_bytes(n_out, r * c);
-        let dst = SharedPtr(out.as_mut_ptr());
+        let dst = crate::cpu_bf16::SharedOut(out.as_mut_ptr());
         // Blocks of source rows: each read, converted and scattered into its output columns in
         // cache, one pass over the output instead of a read, a conversion and a transpose.
         (0..r.div_ceil(TRANSPOSE_ROWS)).into_par_iter().try_for_each_init(
@@ -494,8 +482,8 @@ impl WeightSource for SafetensorsWeights {
                 // i0 .. i0 + rows only.
                 unsafe {
                     match n_out {
-                        2 => scatter_block::<2>(conv, rows, c, r, i0, dst.get()),
-                        _ => scatter_block::<4>(conv, rows, c, r, i0, dst.get()),
+                        2 => scatter_block::<2>(conv, rows, c, r, i0, dst.ptr()),
+                        _ => scatter_block::<4>(conv, rows, c, r, i0, dst.ptr()),
                     }
                 }
                 Ok(())
