@@ -59,6 +59,9 @@ fn bf16_products(c: &mut Criterion) {
     for (name, m, k, n, layout) in [
         ("vision_fc1_1024x1280x5120", 1024, 1280, 5120, WeightLayout::InOut),
         ("decode_b8_up_8x1536x8960", 8, 1536, 8960, WeightLayout::InOut),
+        ("decode_b8_up_outin_8x1536x8960", 8, 1536, 8960, WeightLayout::OutIn),
+        ("decode_b8_down_outin_8x8960x1536", 8, 8960, 1536, WeightLayout::OutIn),
+        ("decode_b8_head_8x1536x151936", 8, 1536, 151936, WeightLayout::OutIn),
         ("decode_b1_head_1x1536x151936", 1, 1536, 151936, WeightLayout::OutIn),
         ("prefill_up_334x1536x8960", 334, 1536, 8960, WeightLayout::InOut),
         ("prefill_down_334x8960x1536", 334, 8960, 1536, WeightLayout::InOut),
@@ -76,5 +79,33 @@ fn bf16_products(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, vlm, bf16_products);
+/// The f32 decode kernels: the MLP's up product (`[in, out]`, streamed) and the tied head
+/// (`[out, in]`, dotted), batch 1 and 8.
+#[cfg(target_arch = "x86_64")]
+fn small_f32_products(c: &mut Criterion) {
+    use vldac_vlm::cpu_bf16::{WeightLayout, small_f32};
+    if !small_f32::available() {
+        eprintln!("vlm_f32_decode: skipped, this CPU has no AVX-512F");
+        return;
+    }
+    let mut g = c.benchmark_group("vlm_f32_decode");
+    g.sample_size(10);
+    for (name, m, k, n, layout) in [
+        ("b8_up_8x1536x8960", 8, 1536, 8960, WeightLayout::InOut),
+        ("b1_up_1x1536x8960", 1, 1536, 8960, WeightLayout::InOut),
+        ("b8_head_8x1536x151936", 8, 1536, 151936, WeightLayout::OutIn),
+        ("b1_head_1x1536x151936", 1, 1536, 151936, WeightLayout::OutIn),
+    ] {
+        let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+        let w: Vec<f32> = (0..k * n).map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5).collect();
+        let mut out = vec![0f32; m * n];
+        g.bench_function(name, |b| b.iter(|| small_f32::matmul(&x, m, k, &w, n, layout, None, &mut out)));
+    }
+    g.finish();
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn small_f32_products(_: &mut Criterion) {}
+
+criterion_group!(benches, vlm, bf16_products, small_f32_products);
 criterion_main!(benches);
