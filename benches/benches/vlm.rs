@@ -44,6 +44,12 @@ fn bf16_products(_: &mut Criterion) {
     eprintln!("vlm_bf16: skipped, AVX512-BF16 is an x86-64 extension");
 }
 
+/// `len` deterministic values in [-0.5, 0.5) (a product's operand; `step` a prime).
+#[cfg(target_arch = "x86_64")]
+fn operand(len: usize, step: usize) -> Vec<f32> {
+    (0..len).map(|i| ((i * step) % 1000) as f32 / 1000.0 - 0.5).collect()
+}
+
 #[cfg(target_arch = "x86_64")]
 fn bf16_products(c: &mut Criterion) {
     use burn::tensor::bf16;
@@ -67,8 +73,8 @@ fn bf16_products(c: &mut Criterion) {
         ("prefill_down_334x8960x1536", 334, 8960, 1536, WeightLayout::InOut),
         ("prefill_head_334x1536x151936", 334, 1536, 151936, WeightLayout::OutIn),
     ] {
-        let x: Vec<bf16> = (0..m * k).map(|i| bf16::from_f32(((i * 7919) % 1000) as f32 / 1000.0 - 0.5)).collect();
-        let w: Vec<bf16> = (0..k * n).map(|i| bf16::from_f32(((i * 104729) % 1000) as f32 / 1000.0 - 0.5)).collect();
+        let x: Vec<bf16> = operand(m * k, 7919).into_iter().map(bf16::from_f32).collect();
+        let w: Vec<bf16> = operand(k * n, 104729).into_iter().map(bf16::from_f32).collect();
         let xf: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
         let mut out = vec![0f32; m * n];
         g.bench_function(format!("{name}/dp"), |b| b.iter(|| dpbf16::matmul(&x, m, k, &w, n, layout, None, &mut out)));
@@ -96,8 +102,7 @@ fn small_f32_products(c: &mut Criterion) {
         ("b8_head_8x1536x151936", 8, 1536, 151936, WeightLayout::OutIn),
         ("b1_head_1x1536x151936", 1, 1536, 151936, WeightLayout::OutIn),
     ] {
-        let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
-        let w: Vec<f32> = (0..k * n).map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5).collect();
+        let (x, w) = (operand(m * k, 7919), operand(k * n, 104729));
         let mut out = vec![0f32; m * n];
         g.bench_function(name, |b| b.iter(|| small_f32::matmul(&x, m, k, &w, n, layout, None, &mut out)));
     }

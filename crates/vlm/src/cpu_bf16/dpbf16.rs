@@ -31,8 +31,6 @@ const C_BYTES: usize = 512 << 10;
 /// Up to this many rows a `[n, k]` weight is dotted in place rather than transposed into panels
 /// (and a `[k, n]` one streamed rather than packed).
 const DOT_M: usize = 16;
-/// Blocks of weight rows the dot kernels prefetch ahead (into L2).
-pub(super) const AHEAD: usize = 4;
 
 /// Whether this CPU has the instructions (AVX512-BF16, the BW loads/masks and VL's 256-bit masked
 /// stores; every CPU with AVX512-BF16 so far has all three).
@@ -209,7 +207,7 @@ unsafe fn stream_micro<const R: usize>(
             // 1 KiB further along both rows of the pair (past their end: the next block's
             // pair), so that each of the block's `2 SP` interleaved row streams has its lines in
             // flight; the hardware prefetcher does not keep up with this many. Into L2, as the
-            // dot kernels (see [`AHEAD`]).
+            // dot kernels (see [`super::dot_prefetch_index`]).
             let ahead = super::prefetch_index(2 * p, 2 * (p + SP), j + 512, n);
             _mm_prefetch::<_MM_HINT_T1>(w.wrapping_add(ahead).cast::<i8>());
             _mm_prefetch::<_MM_HINT_T1>(w.wrapping_add(ahead + n).cast::<i8>());
@@ -601,11 +599,10 @@ unsafe fn dot<const R: usize, const J: usize>(k: usize, x: *const bf16, w: *cons
     unsafe {
         let full = k / 32 * 32;
         let mut step = |off: usize, mask: __mmask32| {
-            // The block of J rows 4 blocks on (contiguous after these), J lines a step, into
-            // L2: at 8 rows the head streamed at 17 GB/s with the next block fetched into L1,
-            // at 30-40 GB/s this way (the L1 hint that far ahead was as slow as the next block).
+            // The rows a few blocks on (contiguous after these), into L2.
             for q in 0..J {
-                _mm_prefetch::<_MM_HINT_T1>(w.wrapping_add(AHEAD * J * k + off * J + q * 32).cast::<i8>());
+                let ahead = super::dot_prefetch_index(J, k, off, q, 32);
+                _mm_prefetch::<_MM_HINT_T1>(w.wrapping_add(ahead).cast::<i8>());
             }
             let wv: [__m512bh; J] =
                 std::array::from_fn(|q| as_bh(_mm512_maskz_loadu_epi16(mask, w.add(q * k + off).cast::<i16>())));

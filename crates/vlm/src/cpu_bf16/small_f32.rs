@@ -6,7 +6,6 @@
 //! products: an `[in, out]` weight is read front to back by blocks of rows, one block ahead in
 //! the prefetcher; an `[out, in]` one (the tied head) is dotted row against row.
 
-use super::dpbf16::AHEAD;
 use super::{SharedOut, WeightLayout};
 use std::arch::x86_64::*;
 
@@ -197,9 +196,10 @@ unsafe fn dot<const R: usize, const J: usize>(k: usize, x: *const f32, w: *const
         let tail: __mmask16 = ((1u32 << (k % 16)) - 1) as u16;
         for off in (0..k).step_by(16) {
             let mask = if off + 16 <= k { 0xFFFF } else { tail };
-            // As dpbf16's dot: the block of J rows `AHEAD` blocks on, J lines a step, into L2.
+            // The rows a few blocks on (contiguous after these), into L2.
             for q in 0..J {
-                _mm_prefetch::<_MM_HINT_T1>(w.wrapping_add(AHEAD * J * k + off * J + q * 16).cast::<i8>());
+                let ahead = super::dot_prefetch_index(J, k, off, q, 16);
+                _mm_prefetch::<_MM_HINT_T1>(w.wrapping_add(ahead).cast::<i8>());
             }
             let wv: [__m512; J] = std::array::from_fn(|q| _mm512_maskz_loadu_ps(mask, w.add(q * k + off)));
             for (r, acc) in acc.iter_mut().enumerate() {
