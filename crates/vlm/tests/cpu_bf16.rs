@@ -20,10 +20,14 @@ fn device_rng() -> std::sync::MutexGuard<'static, ()> {
     RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A tensor's values, read as f32.
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap()
+}
+
 /// Max of |got - want| / (|want| + floor), both read as f32.
 fn rel_err<const D: usize>(got: Tensor<D>, want: Tensor<D>, floor: f32) -> f32 {
-    let g = got.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap();
-    let w = want.into_data().try_to_vec::<f32>().unwrap();
+    let (g, w) = (values(got), values(want));
     assert_eq!(g.len(), w.len());
     g.iter().zip(&w).map(|(g, w)| (g - w).abs() / (w.abs() + floor)).fold(0.0, f32::max)
 }
@@ -305,7 +309,6 @@ fn bf16_swiglu_matches_the_f32_products_and_silu() {
         let product = |w: &Tensor<2>| round(xf.clone().matmul(w.clone().cast(DType::F32).unsqueeze()));
         let (g, u) = (product(&gate), product(&up));
         let want = round(round(silu(g.clone())) * u);
-        let values = |t: Tensor<3>| t.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap();
         match try_swiglu(x, &gate, &up) {
             Ok(got) => {
                 assert_eq!(got.dtype(), DType::BF16);
@@ -380,8 +383,7 @@ fn bf16_text_attention_matches_burn_attention_in_f32_with_gqa_and_masks() {
     let e = rel_err(got, want, 0.25);
     assert!(e < 1e-2, "relative error {e}");
     // The rotated keys (for the cache) are the bf16 tensor ops' values exactly.
-    let got_k = heads_first(got_k, kvh).cast(DType::F32).into_data().try_to_vec::<f32>().unwrap();
-    let want_k = want_k.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap();
+    let (got_k, want_k) = (values(heads_first(got_k, kvh)), values(want_k));
     assert_eq!(got_k, want_k, "rotated keys differ from apply_rotary in bf16");
 }
 
