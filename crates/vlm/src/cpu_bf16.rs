@@ -32,6 +32,8 @@ mod frozen;
 #[cfg(target_arch = "x86_64")]
 mod lora;
 #[cfg(target_arch = "x86_64")]
+mod packed;
+#[cfg(target_arch = "x86_64")]
 pub use lora::{Adapter, draw_dropout_seed, keep_mask};
 pub mod gated;
 #[cfg(target_arch = "x86_64")]
@@ -272,7 +274,11 @@ impl Operands {
         }
         if use_dp(m, k, layout) {
             #[cfg(target_arch = "x86_64")]
-            return dpbf16::matmul_into(x_data, m, k, w_data, n, layout, b_data, out, round, finish);
+            {
+                let kept = if dpbf16::packs(m) { packed::panels(wf, (*off, k, n, layout)) } else { None };
+                let kept = kept.as_deref().map(|p| &p[..]);
+                return dpbf16::matmul_into(x_data, m, k, w_data, n, layout, b_data, out, round, finish, kept);
+            }
         }
         let _ = (round, finish);
         let mut xw = vec![0f32; m * k];
@@ -755,6 +761,44 @@ pub fn linear<const D: usize>(l: &Linear, x: Tensor<D>) -> Tensor<D> {
         Ok(y) => y,
         Err(x) => l.forward(x),
     }
+}
+
+/// Marks `l`'s weight as frozen for good (the vision tower's): where it is bf16 on flex and the
+/// CPU has AVX512-BF16, products with many rows then read it from panels packed at its first such
+/// product and kept while the weight lives, instead of packing them on every call (`packed.rs`).
+/// Does nothing elsewhere.
+pub fn keep_packed(l: &Linear) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let w = l.weight.val();
+        if !enabled() || !dpbf16::available() || w.dtype() != DType::BF16 {
+            return;
+        }
+        // A parameter is still tracked when its model is loaded (training freezes it later, on
+        // the same storage), so its value is read past autodiff's graph node.
+        let value = match flex(w.clone()) {
+            Some(wf) => Some(wf),
+            None => {
+                use burn::backend::AutodiffBackend;
+                lora::autodiff_parts(w).map(|(a, _)| burn_autodiff::Autodiff::<burn::backend::flex::Flex>::inner(a))
+            }
+        };
+        let Some(wf) = value else { return };
+        let k = wf.layout().shape()[0];
+        if let Some((layout, n, off)) = weight_layout(&wf, k).filter(|&(layout, ..)| use_dp(usize::MAX, k, layout)) {
+            packed::keep(&wf, (off, k, n, layout));
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = l;
+}
+
+/// How many weights [`keep_packed`] holds, and how many of them have been packed so far.
+pub fn kept_packed() -> (usize, usize) {
+    #[cfg(target_arch = "x86_64")]
+    return packed::counts();
+    #[cfg(not(target_arch = "x86_64"))]
+    (0, 0)
 }
 
 /// A LoRA projection `x W (+ b) + s (drop(x) A) B` under autodiff with a frozen bf16 weight and

@@ -132,6 +132,11 @@ impl VisionTower {
             fc1: load_linear(w, "visual.merger.mlp.0", m2, m2, true, dev)?,
             fc2: load_linear(w, "visual.merger.mlp.2", m2, cfg.hidden_size, true, dev)?,
         };
+        // Nothing trains the tower, and each image multiplies every weight by ~1,000 rows.
+        for b in &blocks {
+            [&b.qkv, &b.proj, &b.fc1, &b.fc2].into_iter().for_each(crate::cpu_bf16::keep_packed);
+        }
+        [&merger.fc1, &merger.fc2].into_iter().for_each(crate::cpu_bf16::keep_packed);
         Ok(VisionTower { patch_embed: Param::from_tensor(pe), blocks, merger, config: cfg.clone() })
     }
 

@@ -623,3 +623,54 @@ fn f32_linear_then_applies_the_activation_in_place() {
         assert!(e < 1e-5, "{epilogue:?}: relative error {e}");
     }
 }
+
+/// A weight kept packed (the vision tower's, `keep_packed`) gives the very products of packing
+/// per call, is packed at its first product with many rows, and its panels go with it: a weight
+/// computed from it afterwards (flex may reuse a unique tensor's bytes) never meets them.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn kept_weights_give_the_same_products_and_go_with_their_weight() {
+    let _rng = device_rng();
+    use burn::module::Param;
+    use burn::nn::Linear;
+    use vldac_vlm::cpu_bf16::{dpbf16, keep_packed, kept_packed, linear};
+    if !dpbf16::available() {
+        eprintln!("skipped: this CPU has no AVX512-BF16 (vdpbf16ps)");
+        return;
+    }
+    let dev = Device::flex();
+    let (m, k, n) = (40, 96, 200);
+    // As a bf16 checkpoint's projection loads on flex: its [out, in] matrix used transposed.
+    let linear_of = |stored: Tensor<2>, bias: &Tensor<1>| Linear {
+        weight: Param::from_tensor(stored.transpose()),
+        bias: Some(Param::from_tensor(bias.clone())),
+    };
+    let (stored, bias, x) = (random([n, k], &dev), random([n], &dev), random([m, k], &dev));
+    let l = linear_of(stored.clone(), &bias);
+    let (kept, packed) = kept_packed();
+    let want = values(linear(&l, x.clone()));
+    keep_packed(&l);
+    keep_packed(&l);
+    assert_eq!(kept_packed(), (kept + 1, packed), "registered once, not packed yet");
+    assert_eq!(values(linear(&l, x.clone().narrow(0, 0, 3))), want[..3 * n], "a decode-sized product");
+    assert_eq!(kept_packed(), (kept + 1, packed), "decode reads the weight in place");
+    assert_eq!(values(linear(&l, x.clone())), want, "products from the kept panels");
+    assert_eq!(kept_packed(), (kept + 1, packed + 1));
+
+    // The weight changed: `stored` is the last holder of its bytes once `l` is gone.
+    drop(l);
+    let changed = stored.add_scalar(0.5);
+    assert_eq!(kept_packed(), (kept, packed), "the panels went with their weight");
+    let l = linear_of(changed.clone(), &bias);
+    let got = linear(&l, x.clone());
+    let want =
+        x.clone().cast(DType::F32).matmul(changed.cast(DType::F32).transpose()) + bias.cast(DType::F32).unsqueeze();
+    let e = rel_err(got, want, 0.05);
+    assert!(e < 5e-3, "the changed weight's product: relative error {e}");
+
+    // A model loads its parameters tracked (training freezes them later): kept all the same.
+    let adev = dev.clone().autodiff();
+    let tracked = Linear { weight: Param::from_tensor(random([k, n], &adev)), bias: None };
+    keep_packed(&tracked);
+    assert_eq!(kept_packed().0, kept + 1, "a tracked parameter's storage");
+}

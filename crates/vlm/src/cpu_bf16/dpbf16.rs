@@ -59,7 +59,7 @@ pub fn matmul(
     bias: Option<&[bf16]>,
     out: &mut [f32],
 ) {
-    matmul_into(x, m, k, w, n, layout, bias, out, false, None);
+    matmul_into(x, m, k, w, n, layout, bias, out, false, None, None);
 }
 
 /// [`matmul`], where the kernel allows finishing the sums while they are still in cache:
@@ -68,7 +68,8 @@ pub fn matmul(
 /// - many rows, W stored `[n, k]` (the tied head over a prompt), no bias, `round`: the sums are
 ///   rounded to bf16 values inside each task instead of in a later pass over the whole output.
 ///
-/// Returns which of the two happened, if either.
+/// Returns which of the two happened, if either. `packed` is `w` as [`pack_all`] gives it; many
+/// rows then read it instead of packing panels as they go.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul_into(
     x: &[bf16],
@@ -81,6 +82,7 @@ pub(super) fn matmul_into(
     out: &mut [f32],
     round: bool,
     finish: Option<Finish>,
+    packed: Option<&[u32]>,
 ) -> Sums {
     assert!(available(), "dpbf16::matmul needs AVX512-BF16");
     assert!(k.is_multiple_of(2), "dpbf16::matmul needs an even k, got {k}");
@@ -88,6 +90,7 @@ pub(super) fn matmul_into(
     assert_eq!(w.len(), k * n);
     assert_eq!(out.len(), m * n);
     assert!(bias.is_none_or(|b| b.len() == n));
+    assert!(packed.is_none_or(|p| p.len() == packed_len(k, n)), "packed panels for {k} x {n}");
     if m == 0 || n == 0 {
         return Sums::Plain;
     }
@@ -99,7 +102,7 @@ pub(super) fn matmul_into(
             None => {}
         })
     };
-    if k > 0 && layout == WeightLayout::OutIn && m > DOT_M && finish.is_none() {
+    if k > 0 && layout == WeightLayout::OutIn && m > DOT_M && finish.is_none() && packed.is_none() {
         // Stores every sum (all of `k` at once), so `out` needs no zeroing first: for the tied
         // head over a prompt that is a pass over 200 MB saved.
         let round = round && bias.is_none();
@@ -110,7 +113,7 @@ pub(super) fn matmul_into(
     if k > 0 && m > DOT_M {
         // A projection loaded as a view of the checkpoint's `[n, k]` matrix packs from it; its
         // sums are finished in cache like those of a `[k, n]` one.
-        panels(x, m, k, w, n, layout, bias, Shared(out.as_mut_ptr()), finish);
+        panels(x, m, k, w, n, layout, bias, Shared(out.as_mut_ptr()), finish, packed);
         return if finish.is_some() { Sums::Finished } else { Sums::Plain };
     }
     add_bias(out, true);
@@ -270,9 +273,43 @@ fn transposed(x: &[bf16], m: usize, k: usize, w: &[bf16], n: usize, dst: Shared,
     });
 }
 
+/// Whether a product with `m` rows reads its weight as packed panels (else it streams or dots it
+/// in place).
+pub(super) fn packs(m: usize) -> bool {
+    m > DOT_M
+}
+
+/// Words of [`pack_all`]'s panels for a `k x n` weight.
+pub(super) fn packed_len(k: usize, n: usize) -> usize {
+    n.div_ceil(NR) * (k / 2) * NR
+}
+
+/// All of `W` (`k x n`, `k` even) packed as [`panels`] reads it: `[n / NR slices][k / 2 pairs]
+/// [NR]` words, so that a frozen weight used by many products packs once.
+///
+/// # Panics
+/// If [`available`] is false, `k` is odd or `w` is not `k x n`.
+pub(super) fn pack_all(w: &[bf16], k: usize, n: usize, layout: WeightLayout) -> Vec<u32> {
+    assert!(available(), "dpbf16::pack_all needs AVX512-BF16");
+    assert!(k.is_multiple_of(2), "dpbf16::pack_all needs an even k, got {k}");
+    assert_eq!(w.len(), k * n);
+    let kp = k / 2;
+    let mut buf = vec![0u32; packed_len(k, n)];
+    if kp == 0 {
+        return buf;
+    }
+    let ld = if layout == WeightLayout::InOut { n } else { k };
+    buf.par_chunks_mut(kp * NR).enumerate().for_each(|(s, slice)| {
+        // SAFETY: `available()` was asserted; slice s covers columns s NR .. < n and all pairs.
+        unsafe { pack(slice, w, ld, layout, s * NR, NR.min(n - s * NR), 0, kp) }
+    });
+    buf
+}
+
 /// Column panels of a weight (stored `[k, n]` or `[n, k]`) spread over rayon's pool; each task
-/// packs `KP` pairs of its columns at a time and runs the microkernel over every row block, storing `sums + bias` for the
-/// first block of `k` and adding the later ones; then hands its finished columns to `finish`.
+/// packs `KP` pairs of its columns at a time (or reads them from `packed`, see [`pack_all`]) and
+/// runs the microkernel over every row block, storing `sums + bias` for the first block of `k`
+/// and adding the later ones; then hands its finished columns to `finish`.
 #[allow(clippy::too_many_arguments)]
 fn panels(
     x: &[bf16],
@@ -284,6 +321,7 @@ fn panels(
     bias: Option<&[bf16]>,
     dst: Shared,
     finish: Option<Finish>,
+    packed: Option<&[u32]>,
 ) {
     let ld = if layout == WeightLayout::InOut { n } else { k };
     let bias: Option<Vec<f32>> = bias.map(|b| b.iter().map(|v| v.to_f32()).collect());
@@ -295,7 +333,7 @@ fn panels(
     let fit = (C_BYTES / (4 * m.max(1))) / NR * NR;
     let nb = n.div_ceil(threads * 4).next_multiple_of(NR).clamp(NR, 4 * NR).min(fit.max(NR));
     (0..n.div_ceil(nb)).into_par_iter().for_each_init(
-        || vec![0u32; KP * nb],
+        || if packed.is_some() { Vec::new() } else { vec![0u32; KP * nb] },
         |buf, t| {
             let j0 = t * nb;
             let cols = nb.min(n - j0);
@@ -303,14 +341,21 @@ fn panels(
             for p0 in (0..kpairs).step_by(KP) {
                 let kp = KP.min(kpairs - p0);
                 // SAFETY: `available()` was asserted by `matmul`; indices are within the slices
-                // (k, n, j0 + cols <= n, p0 + kp <= k / 2) and `dst` is m x n with this task's
-                // columns j0..j0 + cols written by nobody else.
+                // (k, n, j0 + cols <= n, p0 + kp <= k / 2; `packed` holds every slice's pairs)
+                // and `dst` is m x n with this task's columns j0..j0 + cols written by nobody
+                // else.
                 unsafe {
-                    pack(buf, w, ld, layout, j0, cols, p0, kp);
+                    let (panels, stride, first) = match packed {
+                        Some(p) => (p.as_ptr(), kpairs * NR, (j0 / NR) * kpairs * NR + p0 * NR),
+                        None => {
+                            pack(buf, w, ld, layout, j0, cols, p0, kp);
+                            (buf.as_ptr(), kp * NR, 0)
+                        }
+                    };
                     for i0 in (0..m).step_by(MC) {
                         let i1 = (i0 + MC).min(m);
                         for s in 0..cols.div_ceil(NR) {
-                            let panel = buf.as_ptr().add(s * kp * NR);
+                            let panel = panels.add(first + s * stride);
                             let c_cols = NR.min(cols - s * NR);
                             let bias = bias.map_or(std::ptr::null(), |b| b.as_ptr().add(j0 + s * NR));
                             for r0 in (i0..i1).step_by(MR) {
@@ -1096,10 +1141,51 @@ mod tests {
                     }
                 };
                 let mut out = vec![f32::NAN; m * n];
-                let how = matmul_into(&x, m, k, &w, n, layout, Some(&b), &mut out, false, Some(&finish));
+                let how = matmul_into(&x, m, k, &w, n, layout, Some(&b), &mut out, false, Some(&finish), None);
                 assert_eq!(how, Sums::Finished, "{m}x{k}x{n} {layout:?}");
                 let done = done.into_inner().unwrap();
                 assert_matches_reference(m, k, n, layout, &x, &w, Some(&b), done.into_iter(), "finished");
+            }
+        }
+    }
+
+    #[test]
+    fn weights_packed_once_give_the_same_sums() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX512-BF16 (vdpbf16ps)");
+            return;
+        }
+        let mut uniform = super::super::tests::uniform(0x51_7CC1);
+        let mut rnd = move || bf16::from_f32(uniform());
+        // Widths with a partial last slice, k across KP blocks, rows across MC; with and without
+        // a finishing closure (the [n, k] layout without one takes another kernel unpacked).
+        for &(m, k, n) in &[(17, 6, 5), (40, 300, 70), (530, 260, 200), (100, 1100, 130)] {
+            let x: Vec<bf16> = (0..m * k).map(|_| rnd()).collect();
+            let w: Vec<bf16> = (0..k * n).map(|_| rnd()).collect();
+            let b: Vec<bf16> = (0..n).map(|_| rnd()).collect();
+            for layout in [WeightLayout::InOut, WeightLayout::OutIn] {
+                let packed = pack_all(&w, k, n, layout);
+                let finished = |kept: Option<&[u32]>| {
+                    let sink = std::sync::Mutex::new(vec![f32::NAN; m * n]);
+                    let keep = |i: usize, j0: usize, sums: &mut [f32]| {
+                        sink.lock().unwrap()[i * n + j0..][..sums.len()].copy_from_slice(sums)
+                    };
+                    let mut scratch = vec![0f32; m * n];
+                    matmul_into(&x, m, k, &w, n, layout, Some(&b), &mut scratch, false, Some(&keep), kept);
+                    sink.into_inner().unwrap()
+                };
+                let (want, got) = (finished(None), finished(Some(&packed)));
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{m}x{k}x{n} {layout:?} finished");
+                let (mut plain, mut from_packed) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+                matmul_into(&x, m, k, &w, n, layout, None, &mut plain, false, None, None);
+                matmul_into(&x, m, k, &w, n, layout, None, &mut from_packed, false, None, Some(&packed));
+                let what = format!("{layout:?} from packed panels");
+                let sums = from_packed.iter().map(|v| f64::from(*v));
+                assert_matches_reference(m, k, n, layout, &x, &w, None, sums, &what);
+                if layout == WeightLayout::InOut {
+                    assert_eq!(bits(&from_packed), bits(&plain), "{m}x{k}x{n} {layout:?} plain");
+                }
             }
         }
     }
