@@ -276,7 +276,7 @@ impl Operands {
             #[cfg(target_arch = "x86_64")]
             {
                 let kept = if dpbf16::packs(m) { packed::panels(wf, (*off, k, n, layout)) } else { None };
-                let kept = kept.as_deref().map(|p| &p[..]);
+                let kept = kept.as_deref().map(packed::Panels::words);
                 return dpbf16::matmul_into(x_data, m, k, w_data, n, layout, b_data, out, round, finish, kept);
             }
         }

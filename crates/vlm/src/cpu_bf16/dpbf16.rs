@@ -284,26 +284,26 @@ pub(super) fn packed_len(k: usize, n: usize) -> usize {
     n.div_ceil(NR) * (k / 2) * NR
 }
 
-/// All of `W` (`k x n`, `k` even) packed as [`panels`] reads it: `[n / NR slices][k / 2 pairs]
-/// [NR]` words, so that a frozen weight used by many products packs once.
+/// All of `W` (`k x n`, `k` even) packed as [`panels`] reads it into `buf` ([`packed_len`]
+/// words): `[n / NR slices][k / 2 pairs][NR]`, so that a frozen weight used by many products
+/// packs once.
 ///
 /// # Panics
-/// If [`available`] is false, `k` is odd or `w` is not `k x n`.
-pub(super) fn pack_all(w: &[bf16], k: usize, n: usize, layout: WeightLayout) -> Vec<u32> {
+/// If [`available`] is false, `k` is odd or a slice has the wrong length.
+pub(super) fn pack_all(w: &[bf16], k: usize, n: usize, layout: WeightLayout, buf: &mut [u32]) {
     assert!(available(), "dpbf16::pack_all needs AVX512-BF16");
     assert!(k.is_multiple_of(2), "dpbf16::pack_all needs an even k, got {k}");
     assert_eq!(w.len(), k * n);
+    assert_eq!(buf.len(), packed_len(k, n));
     let kp = k / 2;
-    let mut buf = vec![0u32; packed_len(k, n)];
     if kp == 0 {
-        return buf;
+        return;
     }
     let ld = if layout == WeightLayout::InOut { n } else { k };
     buf.par_chunks_mut(kp * NR).enumerate().for_each(|(s, slice)| {
         // SAFETY: `available()` was asserted; slice s covers columns s NR .. < n and all pairs.
         unsafe { pack(slice, w, ld, layout, s * NR, NR.min(n - s * NR), 0, kp) }
     });
-    buf
 }
 
 /// Column panels of a weight (stored `[k, n]` or `[n, k]`) spread over rayon's pool; each task
@@ -1164,7 +1164,8 @@ mod tests {
             let w: Vec<bf16> = (0..k * n).map(|_| rnd()).collect();
             let b: Vec<bf16> = (0..n).map(|_| rnd()).collect();
             for layout in [WeightLayout::InOut, WeightLayout::OutIn] {
-                let packed = pack_all(&w, k, n, layout);
+                let mut packed = vec![0u32; packed_len(k, n)];
+                pack_all(&w, k, n, layout, &mut packed);
                 let finished = |kept: Option<&[u32]>| {
                     let sink = std::sync::Mutex::new(vec![f32::NAN; m * n]);
                     let keep = |i: usize, j0: usize, sums: &mut [f32]| {
