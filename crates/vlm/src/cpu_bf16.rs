@@ -20,6 +20,7 @@ use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensor, Disp
 use burn::nn::Linear;
 use burn::tensor::{Bytes, DType, Shape, Tensor, bf16};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 #[cfg(target_arch = "x86_64")]
 pub mod attention_f32;
@@ -127,21 +128,24 @@ pub fn try_matmul_then<const D: usize>(
         // The activation and the rounding inside the kernel's tasks where it allows (many
         // rows), else as passes over the sums.
         let n = op.weights[0].2;
-        let mut o = vec![bf16::ZERO; op.m * n];
-        let dst = SharedOut(o.as_mut_ptr());
+        // Not zeroed first: either the kernel's tasks or the pass below write every element.
+        let mut o: Vec<bf16> = Vec::with_capacity(op.m * n);
+        let dst = SharedOut(o.spare_capacity_mut().as_mut_ptr());
         let finish = |i: usize, j0: usize, sums: &mut [f32]| {
             epilogue.apply(sums);
             // SAFETY: row i's columns j0 .. j0 + sums.len() of the m x n output, which only
             // this task writes.
             let row = unsafe { std::slice::from_raw_parts_mut(dst.ptr().add(i * n + j0), sums.len()) };
-            row.iter_mut().zip(sums.iter()).for_each(|(d, &s)| *d = to_bf16(s));
+            kernels::round_row(sums, row);
         };
         if op.sums(0, &mut out, false, Some(&finish)) != Sums::Finished {
             if epilogue != Epilogue::None {
                 out.par_chunks_mut(4096).for_each(|c| epilogue.apply(c));
             }
-            round_into(&mut o, &out);
+            round_into(&mut o.spare_capacity_mut()[..out.len()], &out);
         }
+        // SAFETY: every one of the m * n elements was written above (finished rows or the pass).
+        unsafe { o.set_len(op.m * n) };
         SCRATCH.with(|s| *s.borrow_mut() = out);
         FlexTensor::new(Bytes::from_elems(o), Layout::contiguous(op.out_shape(0)), DType::BF16)
     };
@@ -164,21 +168,20 @@ pub fn try_swiglu<const D: usize>(x: Tensor<D>, gate: &Tensor<2>, up: &Tensor<2>
     let mut g = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     let mut u = Vec::new();
     op.sums(0, &mut g, false, None);
-    let mut o = vec![bf16::ZERO; g.len()];
+    // Not zeroed first: `combine` writes every element, in the kernel's tasks or in a pass.
+    let mut o: Vec<bf16> = Vec::with_capacity(g.len());
     // `silu(round(g)) * round(u)`, rounded, from the gate's row and the up product's sums.
-    let combine = |o: &mut [bf16], g: &[f32], u: &[f32]| {
+    let combine = |o: &mut [MaybeUninit<bf16>], g: &[f32], u: &[f32]| {
         let mut t = [0f32; 256];
         for ((o, g), u) in o.chunks_mut(256).zip(g.chunks(256)).zip(u.chunks(256)) {
             let t = &mut t[..g.len()];
-            t.iter_mut().zip(g).for_each(|(t, &g)| *t = round_f32(g));
+            kernels::round_f32_row(g, t);
             silu_in_place(t);
-            for ((o, &t), &u) in o.iter_mut().zip(t.iter()).zip(u) {
-                *o = to_bf16(round_f32(t) * round_f32(u));
-            }
+            kernels::mul_round_row(t, u, o);
         }
     };
     let n = op.weights[1].2;
-    let dst = SharedOut(o.as_mut_ptr());
+    let dst = SharedOut(o.spare_capacity_mut().as_mut_ptr());
     let gate = &g;
     let finish = |i: usize, j0: usize, u: &mut [f32]| {
         // SAFETY: row i's columns j0 .. j0 + u.len() of the m x n output, which only this task
@@ -187,8 +190,14 @@ pub fn try_swiglu<const D: usize>(x: Tensor<D>, gate: &Tensor<2>, up: &Tensor<2>
         combine(o, &gate[i * n + j0..][..u.len()], u);
     };
     if op.sums(1, &mut u, false, Some(&finish)) != Sums::Finished {
-        o.par_chunks_mut(4096).zip(g.par_chunks(4096)).zip(u.par_chunks(4096)).for_each(|((o, g), u)| combine(o, g, u));
+        o.spare_capacity_mut()[..g.len()]
+            .par_chunks_mut(4096)
+            .zip(g.par_chunks(4096))
+            .zip(u.par_chunks(4096))
+            .for_each(|((o, g), u)| combine(o, g, u));
     }
+    // SAFETY: `combine` wrote all g.len() elements (finished rows or the pass above).
+    unsafe { o.set_len(g.len()) };
     SCRATCH.with(|s| *s.borrow_mut() = g);
     let t = FlexTensor::new(Bytes::from_elems(o), Layout::contiguous(op.out_shape(0)), DType::BF16);
     Ok(Tensor::from_dispatch(dispatch_as(t, &op.origin)))
@@ -999,8 +1008,10 @@ pub(crate) fn as_bf16(g: FlexTensor) -> FlexTensor {
         DType::F32 => g.as_slice::<f32>().expect("contiguous f32"),
         other => unreachable!("gradient of a bf16 product in {other:?}"),
     };
-    let mut v = vec![bf16::ZERO; src.len()];
-    round_into(&mut v, src);
+    let mut v: Vec<bf16> = Vec::with_capacity(src.len());
+    round_into(&mut v.spare_capacity_mut()[..src.len()], src);
+    // SAFETY: `round_into` wrote all src.len() elements.
+    unsafe { v.set_len(src.len()) };
     FlexTensor::new(
         burn::tensor::Bytes::from_elems(v),
         burn::backend::flex::Layout::contiguous(burn::tensor::Shape::from(dims)),
@@ -1026,11 +1037,9 @@ fn round_f32(f: f32) -> f32 {
     widen(to_bf16(f))
 }
 
-/// `dst = bf16(src)`, in parallel.
-fn round_into(dst: &mut [bf16], src: &[f32]) {
-    dst.par_chunks_mut(4096).zip(src.par_chunks(4096)).for_each(|(d, s)| {
-        d.iter_mut().zip(s).for_each(|(d, &s)| *d = to_bf16(s));
-    });
+/// `dst = bf16(src)`, in parallel (`dst` may be uninitialised; all of it is written).
+fn round_into(dst: &mut [MaybeUninit<bf16>], src: &[f32]) {
+    dst.par_chunks_mut(4096).zip(src.par_chunks(4096)).for_each(|(d, s)| kernels::round_row(s, d));
 }
 
 /// f32 -> bf16 bits, round to nearest even (NaN stays NaN), branch-free so it vectorises.
@@ -1330,6 +1339,7 @@ fn stream_out_in(x: &[f32], m: usize, k: usize, w: &[bf16], n: usize, bias: Opti
 mod kernels {
     use super::{NT_MAX, round_f32, to_bf16, widen};
     use burn::tensor::bf16;
+    use std::mem::MaybeUninit;
 
     #[inline(always)]
     fn fma<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
@@ -1568,6 +1578,32 @@ mod kernels {
         }
     }
 
+    /// `dst[i] = bf16(src[i])` (round to nearest even; `dst` may be uninitialised).
+    #[inline(always)]
+    fn round_row_body<const FUSED: bool>(src: &[f32], dst: &mut [MaybeUninit<bf16>]) {
+        assert_eq!(src.len(), dst.len());
+        dst.iter_mut().zip(src).for_each(|(d, &s)| {
+            d.write(to_bf16(s));
+        });
+    }
+
+    /// `dst[i] = round_f32(src[i])`: f32 values rounded to the nearest bf16 value.
+    #[inline(always)]
+    fn round_f32_row_body<const FUSED: bool>(src: &[f32], dst: &mut [f32]) {
+        assert_eq!(src.len(), dst.len());
+        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = round_f32(s));
+    }
+
+    /// `dst[i] = bf16(round(a[i]) * round(b[i]))`: the product of two bf16-rounded values, as
+    /// torch's bf16 `mul` gives it.
+    #[inline(always)]
+    fn mul_round_row_body<const FUSED: bool>(a: &[f32], b: &[f32], dst: &mut [MaybeUninit<bf16>]) {
+        assert!(a.len() == dst.len() && b.len() == dst.len());
+        for ((d, &a), &b) in dst.iter_mut().zip(a).zip(b) {
+            d.write(to_bf16(round_f32(a) * round_f32(b)));
+        }
+    }
+
     macro_rules! dispatch {
         ($name:ident, $body:ident, ($($arg:ident : $ty:ty),*) $(-> $ret:ty)?) => {
             #[allow(clippy::too_many_arguments)]
@@ -1602,6 +1638,9 @@ mod kernels {
     dispatch!(outer_add, outer_add_body, (coef: &[f32], v: &[f32], acc: &mut [f32]));
     dispatch!(rotary_row, rotary_row_body, (x: &[bf16], cos: &[f32], sin: &[f32], out: &mut [bf16]));
     dispatch!(rotary_row_rounded, rotary_row_rounded_body, (x: &[bf16], cos: &[f32], sin: &[f32], out: &mut [bf16]));
+    dispatch!(round_row, round_row_body, (src: &[f32], dst: &mut [MaybeUninit<bf16>]));
+    dispatch!(round_f32_row, round_f32_row_body, (src: &[f32], dst: &mut [f32]));
+    dispatch!(mul_round_row, mul_round_row_body, (a: &[f32], b: &[f32], dst: &mut [MaybeUninit<bf16>]));
 }
 
 #[cfg(test)]
@@ -1674,6 +1713,39 @@ pub(crate) mod tests {
                         assert!((f64::from(*got) - want).abs() <= tol, "{m}x{k}x{n} {layout:?}: {got} vs {want}");
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn rounding_rows_match_half_bit_for_bit() {
+        // Ties to even both ways, values one ulp either side of a tie, subnormals, infinities,
+        // NaNs with payloads (quietened), then random values; lengths around the 16 lanes.
+        let mut special: Vec<f32> = vec![0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MIN_POSITIVE];
+        for bits in [0x3F80_8000u32, 0x3F81_8000, 0xBF80_8000, 0x3F80_7FFF, 0x3F80_8001, 0x0000_8000, 0x0001_8000] {
+            special.push(f32::from_bits(bits));
+        }
+        special.push(f32::from_bits(0x7F80_0001));
+        special.push(f32::from_bits(0xFFC1_2345));
+        special.push(f32::MAX);
+        let mut rnd = uniform(0x1234_5678);
+        for len in [0, 1, 15, 16, 17, 33, 100] {
+            let src: Vec<f32> = special.iter().copied().chain((0..len).map(|_| rnd() * 1e3)).collect();
+            let other: Vec<f32> = (0..src.len()).map(|_| rnd() * 7.0).collect();
+            let mut got = vec![MaybeUninit::new(bf16::from_bits(0xDEAD)); src.len()];
+            kernels::round_row(&src, &mut got);
+            let mut got_f32 = vec![f32::NAN; src.len()];
+            kernels::round_f32_row(&src, &mut got_f32);
+            let mut got_mul = vec![MaybeUninit::new(bf16::ZERO); src.len()];
+            kernels::mul_round_row(&src, &other, &mut got_mul);
+            for i in 0..src.len() {
+                // SAFETY: every element was initialised above.
+                let (r, m) = unsafe { (got[i].assume_init(), got_mul[i].assume_init()) };
+                let want = bf16::from_f32(src[i]);
+                assert_eq!(r.to_bits(), want.to_bits(), "round {:#010x}", src[i].to_bits());
+                assert_eq!(got_f32[i].to_bits(), want.to_f32().to_bits(), "round_f32 {:#010x}", src[i].to_bits());
+                let want_mul = bf16::from_f32(want.to_f32() * bf16::from_f32(other[i]).to_f32());
+                assert_eq!(m.to_bits(), want_mul.to_bits(), "mul {} x {}", src[i], other[i]);
             }
         }
     }
