@@ -880,6 +880,18 @@ fn epilogue_in_place<const D: usize>(y: Tensor<D>, epilogue: Epilogue) -> Result
     Ok(Tensor::from_dispatch(dispatch_as(t, &origin)))
 }
 
+/// The LM head `x @ w` (`w` frozen): [`matmul_last`], except that under autodiff with f32 values
+/// on flex the backward multiplies only the rows of the logits' gradient that are non-zero (the
+/// positions the loss reads), where burn's computes `dy W^T` for every position.
+pub fn head_last<const D: usize>(x: Tensor<D>, w: Tensor<2>, f32_out: bool) -> Tensor<D> {
+    #[cfg(target_arch = "x86_64")]
+    let x = match if enabled() { frozen::try_head_f32(x, &w) } else { Err(x) } {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    matmul_last(x, w, f32_out)
+}
+
 /// [`crate::nn::matmul_last`], through [`try_matmul`] when it applies (see there for `f32_out`),
 /// or the frozen-weight autodiff op as in [`linear`].
 #[allow(clippy::result_large_err)]

@@ -187,9 +187,10 @@ impl Qwen2Vl {
     /// - hidden: `[b, s, hidden]` -> `[b, s, vocab]`
     pub fn lm_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         let logits = match &self.lm_head {
-            Some(h) => crate::cpu_bf16::linear(h, hidden),
+            Some(h) if h.bias.is_some() => crate::cpu_bf16::linear(h, hidden),
+            Some(h) => crate::cpu_bf16::head_last(hidden, h.weight.val(), false),
             // bf16 on flex: f32 logits holding bf16-rounded values, as the bf16 head then `.float()`.
-            None => crate::cpu_bf16::matmul_last(hidden, self.model.embed_tokens.val().transpose(), true),
+            None => crate::cpu_bf16::head_last(hidden, self.model.embed_tokens.val().transpose(), true),
         };
         cast(logits, DType::F32)
     }

@@ -224,6 +224,63 @@ fn frozen_bf16_product_under_autodiff_matches_f32_gradients() {
 }
 
 #[test]
+fn f32_head_under_autodiff_matches_burn_matmul_and_skips_only_zero_rows() {
+    let _rng = device_rng();
+    use vldac_vlm::cpu_bf16::head_last;
+    let dev = Device::flex().autodiff();
+    let f32_random =
+        |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Uniform(-1.0, 1.0), (&dev, DType::F32));
+    // (rows as [b, s], k, n); the tied head's transposed weight and a plain `[k, n]` one.
+    for &([b, s], k, n, tied) in &[([2, 45], 96, 130, true), ([1, 70], 48, 300, false), ([3, 1], 32, 50, true)] {
+        let x = f32_random([b, s, k]).detach().require_grad();
+        let w2 = Tensor::<2>::random([n, k], Distribution::Uniform(-1.0, 1.0), (&dev, DType::F32));
+        let w = if tied { w2.transpose() } else { w2.reshape([k, n]) };
+        let r = f32_random([b, s, n]);
+        // Every row read; the last position only (the rest of dy exactly zero); and a -0.0 row
+        // beside a row with a single non-zero entry.
+        let last =
+            Tensor::cat(vec![Tensor::<3>::zeros([b, s - 1, n], (&dev, DType::F32)), r.clone().narrow(1, s - 1, 1)], 1);
+        let mut sparse = vec![0f32; b * s * n];
+        sparse.iter_mut().step_by(n).for_each(|v| *v = -0.0);
+        sparse[n.min(b * s * n - 1)] = 0.75;
+        let sparse = Tensor::<3>::from_data(burn::tensor::TensorData::new(sparse, [b, s, n]), (&dev, DType::F32));
+        for r in [r, last, sparse] {
+            let y = head_last(x.clone(), w.clone(), true);
+            assert_eq!(y.dims(), [b, s, n]);
+            let got_y = values(y.clone());
+            let got = x.grad(&(y * r.clone()).sum().backward()).expect("x gets a gradient");
+            let xr = x.clone().detach().require_grad();
+            // What the model ran before: burn's matmul over the rows, under its own autodiff.
+            let yr = xr.clone().reshape([b * s, k]).matmul(w.clone()).reshape([b, s, n]);
+            let want_y = values(yr.clone());
+            let want = xr.grad(&(yr * r.clone()).sum().backward()).expect("reference gradient");
+            assert_eq!(got_y, want_y, "[{b},{s}]x{k}x{n}: the forward is the same matmul");
+            let (g, wv, rv) = (values(got), values(want), values(r));
+            for (row, (g, wv)) in g.chunks(k).zip(wv.chunks(k)).enumerate() {
+                if rv[row * n..][..n].iter().all(|&v| v == 0.0) {
+                    assert!(g.iter().all(|&v| v == 0.0), "row {row}: zero dy gives a zero gradient");
+                }
+                for (a, e) in g.iter().zip(wv) {
+                    assert!((a - e).abs() <= 1e-5 * (1.0 + e.abs()), "[{b},{s}]x{k}x{n} row {row}: {a} vs {e}");
+                }
+            }
+        }
+    }
+    // The skipped rows are not multiplied at all: with an infinite weight, burn's `dy W^T` gives
+    // NaN (0 x inf) in every row, the head's op zeros for the rows the loss does not read.
+    let (k, n) = (16, 24);
+    let x = f32_random([1, 3, k]).detach().require_grad();
+    let mut wv = vec![0.5f32; k * n];
+    wv[5] = f32::INFINITY;
+    let w = Tensor::<2>::from_data(burn::tensor::TensorData::new(wv, [k, n]), (&dev, DType::F32));
+    let mut rv = vec![0f32; 3 * n];
+    rv[2 * n] = 1.0;
+    let r = Tensor::<3>::from_data(burn::tensor::TensorData::new(rv, [1, 3, n]), (&dev, DType::F32));
+    let g = values(x.grad(&(head_last(x.clone(), w, true) * r).sum().backward()).expect("x gets a gradient"));
+    assert!(g[..2 * k].iter().all(|&v| v == 0.0), "rows 0 and 1 (zero dy) are skipped: {:?}", &g[..2 * k]);
+}
+
+#[test]
 fn untracked_autodiff_inputs_take_the_kernels_and_stay_autodiff() {
     let _rng = device_rng();
     let adev = Device::flex().autodiff();

@@ -140,6 +140,78 @@ pub fn try_product<const D: usize>(
     Ok(super::lora::from_autodiff_parts(out, context))
 }
 
+/// The f32 LM head under autodiff: `y = x W` by flex's matmul, as burn's own op computes it;
+/// the backward multiplies only the rows of `dy` that are non-zero. The loss reads the logits
+/// of a few positions (the scored tokens), so burn's `dy W^T` over every position was a second
+/// product as large as the forward one (at the 2B shape 334 x 151,936 x 1,536: 156 GFLOP, for
+/// gradients that are exactly zero).
+#[derive(Debug)]
+struct FrozenHeadF32;
+
+impl Backward<Flex, 1> for FrozenHeadF32 {
+    /// The weight as the forward used it (`[k, n]`, maybe a transposed view).
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let w = ops.state;
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| f32_live_rows_grad(grad, w));
+    }
+}
+
+/// `dy W^T` for an f32 `dy [.., n]` and the frozen `w` (`[k, n]`): rows of `dy` that are all
+/// zero give zero rows, the others one product by flex's matmul.
+fn f32_live_rows_grad(grad: FlexTensor, w: FlexTensor) -> FlexTensor {
+    use rayon::prelude::*;
+    let grad = grad.to_contiguous();
+    let mut dims = grad.layout().shape().to_vec();
+    let n = dims.last().copied().unwrap_or(0);
+    let k = w.layout().shape().to_vec().first().copied().unwrap_or(0);
+    let g = grad.as_slice::<f32>().expect("contiguous f32");
+    let rows = g.len().checked_div(n).unwrap_or(0);
+    // -0.0 counts as zero (its products are zeros); NaN does not.
+    let live: Vec<usize> = (0..rows).into_par_iter().filter(|&r| g[r * n..][..n].iter().any(|&v| v != 0.0)).collect();
+    let wt = plain::<2>(w).transpose();
+    let mut out = vec![0f32; rows * k];
+    if !live.is_empty() {
+        let compact: Vec<f32> = live.iter().flat_map(|&r| g[r * n..][..n].iter().copied()).collect();
+        let compact =
+            Tensor::<2>::from_data(burn::tensor::TensorData::new(compact, [live.len(), n]), (&wt.device(), DType::F32));
+        let dx = inner(compact.matmul(wt)).to_contiguous();
+        let dx = dx.as_slice::<f32>().expect("contiguous f32");
+        for (i, &r) in live.iter().enumerate() {
+            out[r * k..][..k].copy_from_slice(&dx[i * k..][..k]);
+        }
+    }
+    *dims.last_mut().expect("rank >= 2") = k;
+    FlexTensor::new(
+        burn::tensor::Bytes::from_elems(out),
+        burn::backend::flex::Layout::contiguous(burn::tensor::Shape::from(dims)),
+        DType::F32,
+    )
+}
+
+/// `x @ w` for a tracked f32 autodiff flex `x` and a frozen f32 `w` (plain flex, or autodiff and
+/// untracked) as [`FrozenHeadF32`]; gives `x` back when this does not apply (other dtypes or
+/// backends, or an untracked `x`, which burn's matmul handles as well).
+#[allow(clippy::result_large_err)]
+pub fn try_head_f32<const D: usize>(x: Tensor<D>, w: &Tensor<2>) -> Result<Tensor<D>, Tensor<D>> {
+    if x.dtype() != DType::F32 || w.dtype() != DType::F32 || !(2..=4).contains(&D) {
+        return Err(x);
+    }
+    let Some(wf) = super::flex(w.clone()) else { return Err(x) };
+    let Some((ax, context)) = super::lora::autodiff_parts(x.clone()) else { return Err(x) };
+    if !ax.is_tracked() {
+        return Err(x);
+    }
+    let guard = ax.node();
+    let y = crate::nn::matmul_last(plain::<D>(Ad::inner(ax)), plain::<2>(wf.clone()));
+    let out: AdTensor = match FrozenHeadF32.prepare::<NoCheckpointing>([guard]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(wf, inner(y)),
+        OpsKind::UnTracked(prep) => prep.finish(inner(y)),
+    };
+    Ok(super::lora::from_autodiff_parts(out, context))
+}
+
 /// Whether the backward's `dy W^T` for the frozen `[k, n]` weight `wf` takes the dot-product
 /// path too (its transpose read in place), which both autodiff products need.
 pub(super) fn transpose_takes_dp(wf: &FlexTensor) -> bool {
