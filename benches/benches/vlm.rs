@@ -64,6 +64,8 @@ fn bf16_products(c: &mut Criterion) {
     g.sample_size(10);
     // (name, rows, k, n, layout): the vision MLP's first product over one 448x448 image, a decode
     // step's MLP product at batch 8, the tied LM head at batch 1.
+    let bf16_operand =
+        |len: usize, step: usize| -> Vec<bf16> { operand(len, step).into_iter().map(bf16::from_f32).collect() };
     for (name, m, k, n, layout) in [
         ("vision_fc1_1024x1280x5120", 1024, 1280, 5120, WeightLayout::InOut),
         ("decode_b8_up_8x1536x8960", 8, 1536, 8960, WeightLayout::InOut),
@@ -75,8 +77,7 @@ fn bf16_products(c: &mut Criterion) {
         ("prefill_down_334x8960x1536", 334, 8960, 1536, WeightLayout::InOut),
         ("prefill_head_334x1536x151936", 334, 1536, 151936, WeightLayout::OutIn),
     ] {
-        let x: Vec<bf16> = operand(m * k, 7919).into_iter().map(bf16::from_f32).collect();
-        let w: Vec<bf16> = operand(k * n, 104729).into_iter().map(bf16::from_f32).collect();
+        let (x, w) = (bf16_operand(m * k, 7919), bf16_operand(k * n, 104729));
         let xf: Vec<f32> = x.iter().map(|v| v.to_f32()).collect();
         let mut out = vec![0f32; m * n];
         g.bench_function(format!("{name}/dp"), |b| b.iter(|| dpbf16::matmul(&x, m, k, &w, n, layout, None, &mut out)));
@@ -91,9 +92,8 @@ fn bf16_products(c: &mut Criterion) {
         ("prefill_up_outin_cycled_334x1536x8960", 334, 1536, 8960),
         ("prefill_down_outin_cycled_334x8960x1536", 334, 8960, 1536),
     ] {
-        let x: Vec<bf16> = operand(m * k, 7919).into_iter().map(bf16::from_f32).collect();
-        let ws: Vec<Vec<bf16>> =
-            (0..4).map(|i| operand(k * n, 104729 + 2 * i).into_iter().map(bf16::from_f32).collect()).collect();
+        let x = bf16_operand(m * k, 7919);
+        let ws: Vec<Vec<bf16>> = (0..4).map(|i| bf16_operand(k * n, 104729 + 2 * i)).collect();
         let mut out = vec![0f32; m * n];
         let mut i = 0;
         g.bench_function(format!("{name}/dp"), |b| {
@@ -105,8 +105,7 @@ fn bf16_products(c: &mut Criterion) {
     }
     // The vision tower's attention over one 448x448 image: 1,024 patches, 16 heads of 80.
     let (n, heads, hd) = (1024, 16, 80);
-    let qkv: Vec<Vec<bf16>> =
-        (0..3).map(|i| operand(n * heads * hd, 7919 + 2 * i).into_iter().map(bf16::from_f32).collect()).collect();
+    let qkv: Vec<Vec<bf16>> = (0..3).map(|i| bf16_operand(n * heads * hd, 7919 + 2 * i)).collect();
     let mut out = vec![bf16::ZERO; n * heads * hd];
     g.bench_function("vision_attention_1024x16x80/dp", |b| {
         b.iter(|| dpbf16::attention(&qkv[0], &qkv[1], &qkv[2], n, heads, hd, 0.11, &mut out))

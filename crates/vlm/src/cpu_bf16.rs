@@ -885,9 +885,13 @@ fn epilogue_in_place<const D: usize>(y: Tensor<D>, epilogue: Epilogue) -> Result
 /// positions the loss reads), where burn's computes `dy W^T` for every position.
 pub fn head_last<const D: usize>(x: Tensor<D>, w: Tensor<2>, f32_out: bool) -> Tensor<D> {
     #[cfg(target_arch = "x86_64")]
-    let x = match if enabled() { frozen::try_head_f32(x, &w) } else { Err(x) } {
-        Ok(y) => return y,
-        Err(x) => x,
+    let x = if enabled() {
+        match frozen::try_head_f32(x, &w) {
+            Ok(y) => return y,
+            Err(x) => x,
+        }
+    } else {
+        x
     };
     matmul_last(x, w, f32_out)
 }

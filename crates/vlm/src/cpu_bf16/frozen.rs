@@ -6,7 +6,9 @@
 //! backward gives `x` the gradient `dy W^T` through the same kernels (the weight, read in place
 //! through its transpose, is the op's state; the weight and bias get no gradient, so they must
 //! not be tracked). An `f32` gradient (the logits are cast to f32 after the head) is rounded to
-//! bf16 first, as the backward of that cast does.
+//! bf16 first, as the backward of that cast does. The f32 LM head is the same op with flex's
+//! matmul forward and backward ([`try_head_f32`]). Both backwards multiply only the rows of `dy`
+//! that are non-zero.
 
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::{AutodiffBackend, BackendTypes};
@@ -15,7 +17,7 @@ use burn_autodiff::Autodiff;
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
-use burn_autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn_autodiff::ops::{Backward, NodeGuard, Ops, OpsKind, unary};
 
 type Ad = Autodiff<Flex>;
 type AdTensor = <Ad as BackendTypes>::FloatTensorPrimitive;
@@ -29,8 +31,58 @@ impl Backward<Flex, 1> for FrozenProduct {
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let w = ops.state;
-        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| base_input_grad(grad, w));
+        // The weight's precision says which forward ran: bf16 on our kernels ([`try_product`]),
+        // f32 by flex's matmul ([`try_head_f32`]).
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| match w.dtype() {
+            DType::F32 => f32_input_grad(grad, w),
+            _ => base_input_grad(grad, w),
+        });
     }
+}
+
+/// `y` (computed from `x`'s value and the frozen `wf`) as the output of a [`FrozenProduct`] of
+/// `x` (`guard` its node) in the autodiff `context`.
+fn frozen_output<const D: usize>(
+    guard: NodeGuard,
+    context: burn::backend::DispatchAutodiffContext,
+    wf: FlexTensor,
+    y: FlexTensor,
+) -> Tensor<D> {
+    let out: AdTensor = match FrozenProduct.prepare::<NoCheckpointing>([guard]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(wf, y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    super::lora::from_autodiff_parts(out, context)
+}
+
+/// `dy W^T` for the rows of `g` (`[rows, n]`, contiguous) that `live` lists, by `product`
+/// (a `[live, n]` gradient of `dtype` to `[live, k]`), scattered into zeros: rows of a gradient
+/// that are exactly zero (positions the loss does not read) give exactly zero unmultiplied.
+fn product_of_live_rows<T: burn::tensor::Element + bytemuck::Pod>(
+    g: &[T],
+    n: usize,
+    k: usize,
+    live: &[usize],
+    dtype: DType,
+    product: impl FnOnce(FlexTensor) -> FlexTensor,
+) -> Vec<T> {
+    let rows = g.len().checked_div(n).unwrap_or(0);
+    let mut out = vec![T::default(); rows * k];
+    if live.is_empty() {
+        return out;
+    }
+    let compact: Vec<T> = live.iter().flat_map(|&r| g[r * n..][..n].iter().copied()).collect();
+    let compact = FlexTensor::new(
+        burn::tensor::Bytes::from_elems(compact),
+        burn::backend::flex::Layout::contiguous(burn::tensor::Shape::from([live.len(), n])),
+        dtype,
+    );
+    let dx = product(compact).to_contiguous();
+    let dx = dx.as_slice::<T>().expect("a contiguous product");
+    for (i, &r) in live.iter().enumerate() {
+        out[r * k..][..k].copy_from_slice(&dx[i * k..][..k]);
+    }
+    out
 }
 
 /// `dy W^T` for the gradient `dy [.., n]` of a product with the frozen weight `w` (`[k, n]` as
@@ -53,23 +105,10 @@ pub(super) fn base_input_grad(grad: FlexTensor, w: FlexTensor) -> FlexTensor {
     // give exactly zero; only the others are multiplied.
     let keep: Vec<usize> = (0..rows).filter(|&r| live[r]).collect();
     let g = grad.as_slice::<bf16>().expect("contiguous bf16");
-    let mut out = vec![bf16::ZERO; rows * k];
-    if !keep.is_empty() {
-        let compact: Vec<bf16> = keep.iter().flat_map(|&r| g[r * n..][..n].iter().copied()).collect();
-        let compact = FlexTensor::new(
-            burn::tensor::Bytes::from_elems(compact),
-            burn::backend::flex::Layout::contiguous(burn::tensor::Shape::from([keep.len(), n])),
-            DType::BF16,
-        );
-        let Some(dx) = grad_input(compact, &wt, 2) else {
-            unreachable!("the forward checked that the transposed weight takes this path")
-        };
-        let dx = dx.to_contiguous();
-        let dx = dx.as_slice::<bf16>().expect("contiguous bf16");
-        for (i, &r) in keep.iter().enumerate() {
-            out[r * k..][..k].copy_from_slice(&dx[i * k..][..k]);
-        }
-    }
+    let out = product_of_live_rows(g, n, k, &keep, DType::BF16, |compact| match grad_input(compact, &wt, 2) {
+        Some(dx) => dx,
+        None => unreachable!("the forward checked that the transposed weight takes this path"),
+    });
     *dims.last_mut().expect("rank >= 2") = k;
     FlexTensor::new(
         burn::tensor::Bytes::from_elems(out),
@@ -132,57 +171,32 @@ pub fn try_product<const D: usize>(
     let Ok(y) = super::try_matmul(xv, &plain::<2>(wf.clone()), bf.map(plain::<1>).as_ref(), f32_out) else {
         return Err(x);
     };
-    let y = inner(y);
-    let out: AdTensor = match FrozenProduct.prepare::<NoCheckpointing>([guard]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish(wf, y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    Ok(super::lora::from_autodiff_parts(out, context))
+    Ok(frozen_output(guard, context, wf, inner(y)))
 }
 
-/// The f32 LM head under autodiff: `y = x W` by flex's matmul, as burn's own op computes it;
-/// the backward multiplies only the rows of `dy` that are non-zero. The loss reads the logits
-/// of a few positions (the scored tokens), so burn's `dy W^T` over every position was a second
+/// `dy W^T` for an f32 `dy [.., n]` and the frozen f32 `w` (`[k, n]`) by flex's matmul, over
+/// the rows of `dy` that are non-zero only. The loss reads the logits of a few positions (the
+/// scored tokens), and burn's backward of the f32 head multiplied every position: a second
 /// product as large as the forward one (at the 2B shape 334 x 151,936 x 1,536: 156 GFLOP, for
 /// gradients that are exactly zero).
-#[derive(Debug)]
-struct FrozenHeadF32;
-
-impl Backward<Flex, 1> for FrozenHeadF32 {
-    /// The weight as the forward used it (`[k, n]`, maybe a transposed view).
-    type State = FlexTensor;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let w = ops.state;
-        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| f32_live_rows_grad(grad, w));
-    }
-}
-
-/// `dy W^T` for an f32 `dy [.., n]` and the frozen `w` (`[k, n]`): rows of `dy` that are all
-/// zero give zero rows, the others one product by flex's matmul.
-fn f32_live_rows_grad(grad: FlexTensor, w: FlexTensor) -> FlexTensor {
+fn f32_input_grad(grad: FlexTensor, w: FlexTensor) -> FlexTensor {
     use rayon::prelude::*;
     let grad = grad.to_contiguous();
     let mut dims = grad.layout().shape().to_vec();
     let n = dims.last().copied().unwrap_or(0);
-    let k = w.layout().shape().to_vec().first().copied().unwrap_or(0);
+    let wt = plain::<2>(w).transpose();
+    let k = wt.dims()[1];
     let g = grad.as_slice::<f32>().expect("contiguous f32");
     let rows = g.len().checked_div(n).unwrap_or(0);
     // -0.0 counts as zero (its products are zeros); NaN does not.
     let live: Vec<usize> = (0..rows).into_par_iter().filter(|&r| g[r * n..][..n].iter().any(|&v| v != 0.0)).collect();
-    let wt = plain::<2>(w).transpose();
-    let mut out = vec![0f32; rows * k];
-    if !live.is_empty() {
-        let compact: Vec<f32> = live.iter().flat_map(|&r| g[r * n..][..n].iter().copied()).collect();
-        let compact =
-            Tensor::<2>::from_data(burn::tensor::TensorData::new(compact, [live.len(), n]), (&wt.device(), DType::F32));
-        let dx = inner(compact.matmul(wt)).to_contiguous();
-        let dx = dx.as_slice::<f32>().expect("contiguous f32");
-        for (i, &r) in live.iter().enumerate() {
-            out[r * k..][..k].copy_from_slice(&dx[i * k..][..k]);
-        }
-    }
     *dims.last_mut().expect("rank >= 2") = k;
+    if live.len() == rows {
+        // Every row is read: the whole product, without copying the rows out and back.
+        let dx = plain::<2>(grad.reshape(burn::tensor::Shape::from([rows, n]))).matmul(wt);
+        return inner(dx).reshape(burn::tensor::Shape::from(dims));
+    }
+    let out = product_of_live_rows(g, n, k, &live, DType::F32, |compact| inner(plain::<2>(compact).matmul(wt)));
     FlexTensor::new(
         burn::tensor::Bytes::from_elems(out),
         burn::backend::flex::Layout::contiguous(burn::tensor::Shape::from(dims)),
@@ -191,7 +205,7 @@ fn f32_live_rows_grad(grad: FlexTensor, w: FlexTensor) -> FlexTensor {
 }
 
 /// `x @ w` for a tracked f32 autodiff flex `x` and a frozen f32 `w` (plain flex, or autodiff and
-/// untracked) as [`FrozenHeadF32`]; gives `x` back when this does not apply (other dtypes or
+/// untracked) by flex's matmul, as a [`FrozenProduct`] whose backward is [`f32_input_grad`]; gives `x` back when this does not apply (other dtypes or
 /// backends, or an untracked `x`, which burn's matmul handles as well).
 #[allow(clippy::result_large_err)]
 pub fn try_head_f32<const D: usize>(x: Tensor<D>, w: &Tensor<2>) -> Result<Tensor<D>, Tensor<D>> {
@@ -205,11 +219,7 @@ pub fn try_head_f32<const D: usize>(x: Tensor<D>, w: &Tensor<2>) -> Result<Tenso
     }
     let guard = ax.node();
     let y = crate::nn::matmul_last(plain::<D>(Ad::inner(ax)), plain::<2>(wf.clone()));
-    let out: AdTensor = match FrozenHeadF32.prepare::<NoCheckpointing>([guard]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => prep.finish(wf, inner(y)),
-        OpsKind::UnTracked(prep) => prep.finish(inner(y)),
-    };
-    Ok(super::lora::from_autodiff_parts(out, context))
+    Ok(frozen_output(guard, context, wf, inner(y)))
 }
 
 /// Whether the backward's `dy W^T` for the frozen `[k, n]` weight `wf` takes the dot-product
