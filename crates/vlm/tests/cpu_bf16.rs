@@ -706,10 +706,13 @@ fn kept_weights_give_the_same_products_and_go_with_their_weight() {
     let l = linear_of(stored.clone(), &bias);
     let (kept, packed) = kept_packed();
     let want = values(linear(&l, x.clone()));
+    // Few rows take the dot kernel, whose sums are ordered otherwise than the panel kernel's (a
+    // CI run saw one value round to the neighbouring bf16), so it is compared with itself.
+    let want_decode = values(linear(&l, x.clone().narrow(0, 0, 3)));
     keep_packed(&l);
     keep_packed(&l);
     assert_eq!(kept_packed(), (kept + 1, packed), "registered once, not packed yet");
-    assert_eq!(values(linear(&l, x.clone().narrow(0, 0, 3))), want[..3 * n], "a decode-sized product");
+    assert_eq!(values(linear(&l, x.clone().narrow(0, 0, 3))), want_decode, "a decode-sized product");
     assert_eq!(kept_packed(), (kept + 1, packed), "decode reads the weight in place");
     assert_eq!(values(linear(&l, x.clone())), want, "products from the kept panels");
     assert_eq!(kept_packed(), (kept + 1, packed + 1));
